@@ -1,0 +1,54 @@
+"""cchet: confidential heterogeneous compute for Python.
+
+Seal data under keys that only attested workers receive, and run Ray tasks on CPU TEEs and
+confidential GPUs. Importing cchet starts nothing, reads no device, prints nothing, and imports
+neither Ray nor CuPy.
+
+The public names are listed in ``docs/api.md``; a test keeps ``__all__`` equal to that list.
+"""
+
+from cchet._version import __version__
+from cchet.crypto import (
+    DataKey,
+    SealWriter,
+    UnsealReader,
+    seal,
+    seal_into,
+    sealed_size,
+    unseal,
+    unseal_into,
+)
+from cchet.errors import (
+    AttestationError,
+    CchetError,
+    DeviceUnavailable,
+    EvidenceFormatError,
+    IntegrityError,
+    KeyReleaseDenied,
+    PlacementError,
+    PolicyViolation,
+    SealedFormatError,
+    VerificationError,
+)
+
+__all__ = [
+    "AttestationError",
+    "CchetError",
+    "DataKey",
+    "DeviceUnavailable",
+    "EvidenceFormatError",
+    "IntegrityError",
+    "KeyReleaseDenied",
+    "PlacementError",
+    "PolicyViolation",
+    "SealWriter",
+    "SealedFormatError",
+    "UnsealReader",
+    "VerificationError",
+    "__version__",
+    "seal",
+    "seal_into",
+    "sealed_size",
+    "unseal",
+    "unseal_into",
+]

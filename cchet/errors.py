@@ -1,0 +1,124 @@
+"""Every exception cchet raises on purpose, in one tree.
+
+::
+
+    CchetError                      root: catch this to catch anything cchet decided to raise
+    ├── IntegrityError              sealed data failed to open; one fixed message once the key is used
+    │   └── SealedFormatError       the stream is malformed before any key is used; names the field
+    ├── AttestationError            evidence could not be trusted
+    │   ├── EvidenceFormatError     evidence bytes do not parse; names the offset and the field
+    │   ├── VerificationError       signatures, chains, collateral or freshness failed; ``.failures``
+    │   └── PolicyViolation         verified evidence does not satisfy the policy; ``.violations``
+    ├── KeyReleaseDenied            the broker released nothing; ``.reasons``
+    ├── PlacementError              no attested node can run the task, or Ray could not schedule it
+    └── DeviceUnavailable           the GPU path was asked for and no usable GPU / CuPy is there
+
+Caller mistakes (wrong types, out-of-range sizes, a destination too small) stay ``TypeError`` and
+``ValueError``. No class here shadows a builtin name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AttestationError",
+    "CchetError",
+    "DeviceUnavailable",
+    "EvidenceFormatError",
+    "IntegrityError",
+    "KeyReleaseDenied",
+    "PlacementError",
+    "PolicyViolation",
+    "SealedFormatError",
+    "VerificationError",
+]
+
+
+class CchetError(Exception):
+    """Root of every exception cchet raises deliberately."""
+
+
+class IntegrityError(CchetError):
+    """Sealed data could not be opened.
+
+    Once the key has been used the message is always :data:`INTEGRITY_MESSAGE`, whatever went wrong
+    (a tag, truncation, reordering, a wrong key or context), so the error is no oracle. No plaintext of
+    the failed data has been handed over, and ``*_into`` destinations have been zeroed.
+    """
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or INTEGRITY_MESSAGE)
+
+
+INTEGRITY_MESSAGE = (
+    "sealed data failed authentication: it was modified, truncated, reordered, or opened with the "
+    "wrong key or context; no plaintext was released"
+)
+
+
+class SealedFormatError(IntegrityError):
+    """The sealed stream is structurally invalid; found before any key was used.
+
+    ``field`` names the header field (or ``"length"`` for the body's size) that is wrong.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"malformed sealed stream: {field}: {problem}")
+
+
+class AttestationError(CchetError):
+    """Base of everything that makes evidence untrustworthy."""
+
+
+class EvidenceFormatError(AttestationError):
+    """Evidence bytes do not parse. ``offset`` and ``field`` say where."""
+
+    def __init__(self, message: str, *, offset: int | None = None, field: str | None = None) -> None:
+        self.offset = offset
+        self.field = field
+        where = []
+        if field is not None:
+            where.append(field)
+        if offset is not None:
+            where.append(f"at offset {offset}")
+        super().__init__(f"{' '.join(where)}: {message}" if where else message)
+
+
+class VerificationError(AttestationError):
+    """One or more independent verification checks failed; ``failures`` lists every one of them."""
+
+    def __init__(self, failures: Iterable[str]) -> None:
+        self.failures: tuple[str, ...] = tuple(failures)
+        if not self.failures:
+            raise ValueError("VerificationError needs at least one failure")
+        super().__init__("; ".join(self.failures))
+
+
+class PolicyViolation(AttestationError):
+    """Verified evidence does not satisfy the policy; ``violations`` lists every failed rule."""
+
+    def __init__(self, violations: Iterable[str]) -> None:
+        self.violations: tuple[str, ...] = tuple(violations)
+        if not self.violations:
+            raise ValueError("PolicyViolation needs at least one violation")
+        super().__init__("; ".join(self.violations))
+
+
+class KeyReleaseDenied(CchetError):
+    """The key broker released nothing; ``reasons`` lists every reason."""
+
+    def __init__(self, reasons: Iterable[str]) -> None:
+        self.reasons: tuple[str, ...] = tuple(reasons)
+        if not self.reasons:
+            raise ValueError("KeyReleaseDenied needs at least one reason")
+        super().__init__("key release denied: " + "; ".join(self.reasons))
+
+
+class PlacementError(CchetError):
+    """No attested node qualifies for the task, or Ray could not schedule it there."""
+
+
+class DeviceUnavailable(CchetError):
+    """The GPU path was requested but no usable GPU, driver or CuPy is present; the message names the fix."""
