@@ -16,9 +16,7 @@ from cchet.errors import CchetError
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (
-    "cchet.crypto.commands",
-)
+COMMAND_MODULES = ("cchet.crypto.commands",)
 
 
 def build_parser() -> argparse.ArgumentParser:

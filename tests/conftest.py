@@ -20,7 +20,9 @@ def fixture_path(relative: str) -> Path:
     """The path of one fixture file; skips the calling test, saying why, when it is not there."""
     root = fixtures_root()
     if root is None:
-        pytest.skip("real-world fixtures not found: set CCHET_FIXTURES to shared/fixtures (see its MANIFEST.md)")
+        pytest.skip(
+            "real-world fixtures not found: set CCHET_FIXTURES to shared/fixtures (see its MANIFEST.md)"
+        )
     path = root / relative
     if not path.exists():
         pytest.skip(f"fixture {relative} not found under {root}")
@@ -32,5 +34,23 @@ def fixtures() -> Path:
     """The fixtures folder; skips with the reason when it is absent."""
     root = fixtures_root()
     if root is None:
-        pytest.skip("real-world fixtures not found: set CCHET_FIXTURES to shared/fixtures (see its MANIFEST.md)")
+        pytest.skip(
+            "real-world fixtures not found: set CCHET_FIXTURES to shared/fixtures (see its MANIFEST.md)"
+        )
     return root
+
+
+_REPORT: list[str] = []
+
+
+@pytest.fixture
+def report() -> list[str]:
+    """Lines appended here are printed in pytest's closing summary (case counts, skip reasons)."""
+    return _REPORT
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORT:
+        terminalreporter.section("cchet test report")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

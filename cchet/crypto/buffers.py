@@ -26,7 +26,8 @@ def writable_view(obj: object, name: str) -> memoryview:
     view = readable_view(obj, name)
     if view.readonly:
         raise TypeError(
-            f"{name} must be writable (bytearray, numpy array, writable memoryview), got read-only {type(obj).__name__}"
+            f"{name} must be writable (bytearray, numpy array, writable memoryview), "
+            f"got read-only {type(obj).__name__}"
         )
     return view
 
