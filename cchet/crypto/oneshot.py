@@ -36,11 +36,12 @@ DEFAULT_CHUNK_SIZE = 1 << fmt.DEFAULT_CHUNK_LOG2
 def new_header(key: DataKey, plaintext_length: int | None, chunk_size: int) -> fmt.Header:
     """A header with a fresh salt and nonce prefix from the OS CSPRNG (never reused, never derived)."""
     _check_key(key)
+    fresh = os.urandom(fmt.SALT_SIZE + fmt.NONCE_PREFIX_SIZE)
     return fmt.Header(
         chunk_log2=fmt.chunk_log2_of(chunk_size),
         key_id=key.key_id,
-        salt=os.urandom(fmt.SALT_SIZE),
-        nonce_prefix=os.urandom(fmt.NONCE_PREFIX_SIZE),
+        salt=fresh[: fmt.SALT_SIZE],
+        nonce_prefix=fresh[fmt.SALT_SIZE :],
         plaintext_length=plaintext_length,
     )
 

@@ -62,3 +62,13 @@ def test_unknown_length_streams_interoperate(n: int) -> None:
     theirs = seal_v1(RAW, KEY.key_id, data, chunk_log2=12, salt=SALT, nonce_prefix=PREFIX, length_known=False)
     assert cchet.unseal(KEY, theirs) == data
     assert cchet.UnsealReader(KEY, io.BytesIO(theirs)).read() == data
+
+
+def test_stream_key_is_rfc5869_hkdf() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    header = fmt.Header(chunk_log2=12, key_id=KEY.key_id, salt=SALT, nonce_prefix=PREFIX, plaintext_length=0)
+    info = b"cchet/v1/stream\x01\x01" + KEY.key_id
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=SALT, info=info).derive(RAW)
+    assert fmt.stream_key(RAW, header) == expected

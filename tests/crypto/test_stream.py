@@ -138,7 +138,9 @@ def test_ten_gib_stream_passes_through_in_bounded_memory() -> None:
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False
+    )
     assert out.returncode == 0, out.stderr
     peak_mib = int(out.stdout.strip())
     assert peak_mib < 400, f"peak RSS {peak_mib} MiB"
