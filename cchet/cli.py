@@ -16,7 +16,10 @@ from cchet.errors import CchetError
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = ("cchet.crypto.commands",)
+COMMAND_MODULES = (
+    "cchet.crypto.commands",
+    "cchet.bench.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,9 @@ import cchet
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=256, help="size of the demo file (default 256)")
     args = parser.parse_args()
     size = args.size_mib << 20
@@ -40,8 +42,10 @@ def main() -> None:
         cchet.seal_into(key, data, out, context=b"demo/data.bin")
         seal_s = time.perf_counter() - start
         sealed.write_bytes(out)
-        print(f"sealed   {args.size_mib} MiB -> {sealed.stat().st_size} bytes in {seal_s * 1e3:.1f} ms "
-              f"({size / seal_s / 1e9:.2f} GB/s on {os.cpu_count()} cores)")
+        print(
+            f"sealed   {args.size_mib} MiB -> {sealed.stat().st_size} bytes in {seal_s * 1e3:.1f} ms "
+            f"({size / seal_s / 1e9:.2f} GB/s on {os.cpu_count()} cores)"
+        )
 
         back = bytearray(size)
         blob = sealed.read_bytes()
@@ -50,8 +54,10 @@ def main() -> None:
         open_s = time.perf_counter() - start
         opened.write_bytes(back)
         ok = hashlib.sha256(opened.read_bytes()).hexdigest() == digest
-        print(f"unsealed {args.size_mib} MiB in {open_s * 1e3:.1f} ms ({size / open_s / 1e9:.2f} GB/s); "
-              f"sha256 matches: {ok}")
+        print(
+            f"unsealed {args.size_mib} MiB in {open_s * 1e3:.1f} ms ({size / open_s / 1e9:.2f} GB/s); "
+            f"sha256 matches: {ok}"
+        )
         if not ok:
             raise SystemExit("round trip failed")
 
@@ -60,7 +66,9 @@ def main() -> None:
         try:
             cchet.unseal_into(key, tampered, back, context=b"demo/data.bin")
         except cchet.IntegrityError as e:
-            print(f"one flipped bit in the middle: IntegrityError ({e}); output zeroed: {not any(back[:4096])}")
+            print(
+                f"one flipped bit in the middle: IntegrityError ({e}); output zeroed: {not any(back[:4096])}"
+            )
         else:
             raise SystemExit("tampering went unnoticed")
         try:

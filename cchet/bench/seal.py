@@ -27,7 +27,26 @@ def _label(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
-def run(sizes: tuple[int, ...] = DEFAULT_SIZES, threads: int | None = None, repeats: int = 7) -> dict[str, Any]:
+def _candidates(n: int, cores: int, key: cchet.DataKey, raw: AESGCM, nonce: bytes) -> dict[str, Any]:
+    src = (bytearray(os.urandom(min(n, 1 << 20))) * max(1, n >> 20))[:n]
+    base_out = bytearray(n + 16)
+    sealed = bytearray(cchet.sealed_size(n))
+    opened = bytearray(n)
+    blob = cchet.seal(key, src)
+    fns: dict[str, Any] = {"baseline": lambda: raw.encrypt_into(nonce, src, None, base_out)}
+    for t in range(1, cores + 1):
+        fns[f"seal/{t}"] = lambda t=t: cchet.seal_into(key, src, sealed, threads=t)
+        fns[f"unseal/{t}"] = lambda t=t: cchet.unseal_into(key, blob, opened, threads=t)
+    fns["seal/1/pycryptodome"] = lambda: cchet.seal_into(key, src, sealed, threads=1, backend="pycryptodome")
+    fns["unseal/1/pycryptodome"] = lambda: cchet.unseal_into(
+        key, blob, opened, threads=1, backend="pycryptodome"
+    )
+    return fns
+
+
+def run(
+    sizes: tuple[int, ...] = DEFAULT_SIZES, threads: int | None = None, repeats: int = 7
+) -> dict[str, Any]:
     """Measure every size; returns the result document (see module docstring)."""
     cores = threads or len(os.sched_getaffinity(0))
     key = cchet.DataKey.generate()
@@ -35,21 +54,7 @@ def run(sizes: tuple[int, ...] = DEFAULT_SIZES, threads: int | None = None, repe
     nonce = os.urandom(12)
     rows = []
     for n in sizes:
-        src = bytearray(os.urandom(min(n, 1 << 20))) * max(1, n >> 20)
-        src = src[:n]
-        base_out = bytearray(n + 16)
-        sealed = bytearray(cchet.sealed_size(n))
-        opened = bytearray(n)
-        blob = cchet.seal(key, src)
-        fns: dict[str, Any] = {"baseline": lambda: raw.encrypt_into(nonce, src, None, base_out)}
-        for t in range(1, cores + 1):
-            fns[f"seal/{t}"] = lambda t=t: cchet.seal_into(key, src, sealed, threads=t)
-            fns[f"unseal/{t}"] = lambda t=t: cchet.unseal_into(key, blob, opened, threads=t)
-        fns["seal/1/pycryptodome"] = lambda: cchet.seal_into(key, src, sealed, threads=1, backend="pycryptodome")
-        fns["unseal/1/pycryptodome"] = lambda: cchet.unseal_into(
-            key, blob, opened, threads=1, backend="pycryptodome"
-        )
-        med = interleaved_medians(fns, repeats=repeats)
+        med = interleaved_medians(_candidates(n, cores, key, raw, nonce), repeats=repeats)
         base = med.pop("baseline")
         for name, seconds in med.items():
             op, t, *backend = name.split("/")
