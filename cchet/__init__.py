@@ -20,6 +20,7 @@ from cchet.crypto import (
 )
 from cchet.errors import (
     AttestationError,
+    BrokerError,
     CchetError,
     DeviceUnavailable,
     EvidenceFormatError,
@@ -33,6 +34,7 @@ from cchet.errors import (
 
 __all__ = [
     "AttestationError",
+    "BrokerError",
     "CchetError",
     "DataKey",
     "DeviceUnavailable",

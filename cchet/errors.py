@@ -10,6 +10,7 @@
     │   ├── VerificationError       signatures, chains, collateral or freshness failed; ``.failures``
     │   └── PolicyViolation         verified evidence does not satisfy the policy; ``.violations``
     ├── KeyReleaseDenied            the broker released nothing; ``.reasons``
+    ├── BrokerError                 the broker is unreachable, or its answer is not authentic or well formed
     ├── PlacementError              no attested node can run the task, or Ray could not schedule it
     └── DeviceUnavailable           the GPU path was asked for and no usable GPU / CuPy is there
 
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AttestationError",
+    "BrokerError",
     "CchetError",
     "DeviceUnavailable",
     "EvidenceFormatError",
@@ -114,6 +116,14 @@ class KeyReleaseDenied(CchetError):
         if not self.reasons:
             raise ValueError("KeyReleaseDenied needs at least one reason")
         super().__init__("key release denied: " + "; ".join(self.reasons))
+
+
+class BrokerError(CchetError):
+    """The key broker could not be reached, or answered with something unsigned, foreign or malformed.
+
+    A worker that gets this has received no key. It is distinct from :class:`KeyReleaseDenied`, which is
+    an authentic refusal.
+    """
 
 
 class PlacementError(CchetError):

@@ -1,0 +1,293 @@
+"""The key broker: releases keys to workers whose fresh, bound evidence passes each key's policy.
+
+The broker is the RATS relying party and verifier, run by the data owner. :meth:`KeyBroker.challenge` and
+:meth:`KeyBroker.release` are the two protocol steps; transports (:mod:`cchet.broker.inprocess`,
+:mod:`cchet.broker.http`) only carry their JSON.
+
+Release, in order, collecting every reason before deciding: the nonce is consumed (first attempt only,
+success or not); the suite and public key must decode; every key id must exist, be unexpired and admit the
+function and data ids; the evidence must verify and satisfy the policy of every requested key, including
+the report-data binding to this broker, nonce, suite, worker key, request and GPU reports; the number of GPU
+reports must be what the request declared. Any reason releases nothing. On success one HPKE-sealed bundle
+holds the granted keys, the whole response is signed, and the audit log has a record of every step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cchet.attest.binding import Binding, broker_id_for, compute_report_data
+from cchet.broker.audit import AuditLog
+from cchet.broker.hpke import seal_to, suite_by_ids
+from cchet.broker.keystore import KeyScope, KeyStore, StoredKey
+from cchet.broker.master import MasterKey
+from cchet.broker.messages import (
+    KeyRequest,
+    ProtocolError,
+    as_object,
+    b64d,
+    b64e,
+    canonical_json,
+    sign_body,
+)
+from cchet.broker.nonces import NonceRegistry
+from cchet.broker.tokens import issue_token
+from cchet.hazmat.keys import DataKey, data_key_bytes
+
+__all__ = ["Appraisal", "Appraiser", "KeyBroker", "bundle_info"]
+
+KEY_LEASE_S = 3600.0
+BUNDLE_LABEL = b"cchet/v1/bundle\x00"
+
+
+def bundle_info(report_data: bytes) -> bytes:
+    """HPKE ``info`` for the key bundle: binds it to the transcript hash (the 64-byte report data)."""
+    return BUNDLE_LABEL + report_data
+
+
+@dataclass(frozen=True)
+class Appraisal:
+    """What an appraiser concluded about one piece of evidence under one policy."""
+
+    reasons: tuple[str, ...]
+    simulated: bool
+    evidence_digest: str
+    gpu_transcripts: tuple[tuple[int, bytes, bytes], ...] = ()
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Appraiser(Protocol):
+    """Parse, verify and appraise wire evidence against a policy, with the binding the broker expects."""
+
+    def __call__(self, evidence: object, policy: Any, *, nonce: bytes, binding: Binding) -> Appraisal: ...
+
+
+def _policy_id(policy: Any) -> str:
+    return str(getattr(policy, "policy_id", "unnamed"))
+
+
+class KeyBroker:
+    """Holds the data owner's keys and releases them to attested workers.
+
+    ``state_dir`` (optional) makes the broker durable: its master key, identity and key store survive
+    restarts. ``audit_log`` is a path for the MAC-chained audit log (its key derives from the master key).
+    ``appraiser`` parses, verifies and appraises evidence (see :mod:`cchet.broker.appraisal`).
+    """
+
+    def __init__(
+        self,
+        *,
+        appraiser: Appraiser,
+        default_policy: Any,
+        state_dir: str | Path | None = None,
+        audit_log: str | Path | None = None,
+        master_key: MasterKey | None = None,
+        clock: Callable[[], float] = time.time,
+        issuer: str = "cchet-broker",
+        before_rename: Callable[[], None] | None = None,
+    ) -> None:
+        self._appraise = appraiser
+        self._clock = clock
+        if state_dir is not None:
+            master, created = MasterKey.load_or_create(state_dir)
+            self.master_created = created
+        else:
+            master, self.master_created = master_key or MasterKey.generate(), master_key is None
+        self._master = master
+        self._identity = master.identity_key()
+        self.broker_id = broker_id_for(self._identity.public_key())
+        self.issuer = issuer
+        self.keys = KeyStore(
+            master.derive_data_key("keystore") if state_dir is not None else None,
+            Path(state_dir) if state_dir is not None else None,
+            clock=clock,
+            before_rename=before_rename,
+        )
+        self.audit = None if audit_log is None else AuditLog(audit_log, master.derive("audit"), clock=clock)
+        self.nonces = NonceRegistry()
+        self._policies: dict[str, Any] = {}
+        self.default_policy = default_policy
+        self.register_policy(default_policy)
+
+    @property
+    def master_fingerprint(self) -> str:
+        return self._master.fingerprint
+
+    @property
+    def audit_mac_key(self) -> bytes:
+        return self._master.derive("audit")
+
+    def public_key(self) -> Any:
+        return self._identity.public_key()
+
+    def register_policy(self, policy: Any) -> str:
+        pid = _policy_id(policy)
+        self._policies[pid] = policy
+        return pid
+
+    def add_key(
+        self,
+        key: DataKey | None = None,
+        *,
+        policy: Any = None,
+        scope: KeyScope | None = None,
+        kind: str = "data",
+        expires: float | None = None,
+    ) -> DataKey:
+        """Store a key (a new one when ``key`` is None) under ``policy`` (the default when None); durable
+        before it returns. Returns the key handle, for the data owner to seal with."""
+        key = key or DataKey.generate()
+        pid = self.register_policy(policy if policy is not None else self.default_policy)
+        self.keys.add(key, policy_id=pid, scope=scope, kind=kind, expires=expires)
+        return key
+
+    def _record(self, event: str, **kw: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(event, **kw)
+
+    # -- protocol step 1 -------------------------------------------------------------------------------
+
+    def challenge(self, message: object) -> dict[str, Any]:
+        """Answer a key request with a signed, single-use nonce tied to its digest."""
+        request = KeyRequest.from_json(as_object(message, "message").get("request"))
+        digest = request.digest(self.broker_id)
+        nonce = self.nonces.issue(digest)
+        self._record("challenge", requester=_requester(request), key_ids=request.key_ids)
+        body = {"request_digest": b64e(digest), "nonce": b64e(nonce), "broker_id": b64e(self.broker_id)}
+        return sign_body(self._identity, "challenge", body)
+
+    # -- protocol step 2 -------------------------------------------------------------------------------
+
+    def release(self, message: object) -> dict[str, Any]:
+        """Appraise an attestation and answer with a signed bundle of keys, or every reason for refusal."""
+        m = as_object(message, "message")
+        request = KeyRequest.from_json(m.get("request"))
+        nonce = b64d(m.get("nonce"), "nonce", size=32)
+        suite_ids = m.get("suite")
+        if not (
+            isinstance(suite_ids, list) and len(suite_ids) == 3 and all(isinstance(i, int) for i in suite_ids)
+        ):
+            raise ProtocolError("suite must be [kem_id, kdf_id, aead_id]")
+        public_key = b64d(m.get("public_key"), "public_key", max_size=0xFFFF)
+        evidence = m.get("evidence")
+        digest = request.digest(self.broker_id)
+        reasons = self.nonces.consume(nonce, digest)
+        try:
+            suite = suite_by_ids(*suite_ids)
+            suite.public_key_from_bytes(public_key)
+        except ValueError as e:
+            reasons.append(str(e))
+            suite = None
+        entries = self._entries(request, reasons)
+        appraisal: Appraisal | None = None
+        binding = None
+        if suite is not None:
+            binding = Binding(self.broker_id, *suite.ids, public_key, digest)
+            policy_ids = sorted({e.policy_id for e in entries})
+            for pid in policy_ids or [_policy_id(self.default_policy)]:
+                result = self._appraise(evidence, self._policies[pid], nonce=nonce, binding=binding)
+                appraisal = appraisal or result
+                reasons += [f"policy {pid}: {r}" for r in result.reasons]
+            if appraisal is not None and len(appraisal.gpu_transcripts) != request.gpus:
+                reasons.append(
+                    f"the request declared {request.gpus} GPU(s) but the evidence holds "
+                    f"{len(appraisal.gpu_transcripts)}"
+                )
+        requester = _requester(request)
+        evidence_digest = appraisal.evidence_digest if appraisal else None
+        self._record(
+            "appraisal",
+            requester=requester,
+            evidence_digest=evidence_digest,
+            policy_id=",".join(sorted({e.policy_id for e in entries})) or None,
+            verdict="fail" if reasons else "pass",
+            reasons=reasons,
+            key_ids=request.key_ids,
+        )
+        if reasons or appraisal is None or suite is None or binding is None:
+            reasons = reasons or ["evidence could not be appraised"]
+            self._record(
+                "refusal",
+                requester=requester,
+                evidence_digest=evidence_digest,
+                reasons=reasons,
+                key_ids=request.key_ids,
+            )
+            return sign_body(
+                self._identity,
+                "response",
+                {"verdict": "denied", "reasons": reasons, "request_digest": b64e(digest)},
+            )
+        report_data = compute_report_data(binding, nonce, appraisal.gpu_transcripts)
+        expires = self._clock() + KEY_LEASE_S
+        bundle_keys: dict[bytes, dict[str, Any]] = {}
+        for entry in entries:
+            sealing = entry if entry.kind == "stream" else self.keys.reserve(entry.key_id)
+            bundle_keys[entry.key_id] = _bundle_entry(entry, sealing.key_id)
+            if sealing.key_id != entry.key_id:
+                bundle_keys[sealing.key_id] = _bundle_entry(sealing, sealing.key_id)
+        bundle = {"keys": list(bundle_keys.values()), "expires": expires, "transcript": report_data.hex()}
+        sealed = seal_to(suite, public_key, canonical_json(bundle), bundle_info(report_data))
+        token = issue_token(
+            self._identity,
+            issuer=self.issuer,
+            audience="cchet-worker",
+            subject=requester,
+            worker_public_key=public_key,
+            policy_digest=",".join(sorted({e.policy_id for e in entries})),
+            evidence_digest=appraisal.evidence_digest,
+            key_ids=request.key_ids,
+            simulated=appraisal.simulated,
+            clock=self._clock,
+        )
+        self._record(
+            "release",
+            requester=requester,
+            evidence_digest=evidence_digest,
+            policy_id=",".join(sorted({e.policy_id for e in entries})),
+            verdict="released",
+            key_ids=bundle_keys,
+        )
+        body = {
+            "verdict": "released",
+            "bundle": b64e(sealed),
+            "token": token,
+            "transcript": report_data.hex(),
+            "request_digest": b64e(digest),
+            "simulated": appraisal.simulated,
+        }
+        return sign_body(self._identity, "response", body)
+
+    def _entries(self, request: KeyRequest, reasons: list[str]) -> list[StoredKey]:
+        entries = []
+        now = self._clock()
+        for key_id in request.key_ids:
+            entry = self.keys.get(key_id)
+            if entry is None:
+                reasons.append(f"unknown key id {key_id.hex()}")
+                continue
+            if entry.expires is not None and entry.expires < now:
+                reasons.append(f"key {key_id.hex()} expired")
+            reasons += [
+                f"key {key_id.hex()}: {r}" for r in entry.scope.refusals([request.function], request.data_ids)
+            ]
+            entries.append(entry)
+        return entries
+
+
+def _requester(request: KeyRequest) -> str:
+    return f"node={request.node_id} tee={request.tee_kind} function={request.function}"
+
+
+def _bundle_entry(entry: StoredKey, seal_with: bytes) -> dict[str, Any]:
+    return {
+        "key_id": entry.key_id.hex(),
+        "key": b64e(data_key_bytes(entry.key)),
+        "kind": entry.kind,
+        "scope": entry.scope.to_json(),
+        "seal_with": seal_with.hex(),
+    }

@@ -1,0 +1,229 @@
+"""The key-release protocol's messages: canonical forms, signatures, and strict parsing.
+
+Wire form is JSON; binary values are base64 (standard alphabet). Parsing is strict: a malformed message
+raises :class:`ProtocolError` (a ``ValueError``) naming the field, never anything else.
+
+Four messages (after Trustee's KBS): the worker's :class:`KeyRequest`; the broker's signed challenge (a
+nonce tied to the request digest); the worker's attestation (the request again, the nonce, its HPKE suite
+and public key, composite evidence); the broker's signed response (an HPKE-sealed key bundle and a token,
+or every reason for refusal).
+
+Every broker message is a :class:`SignedMessage`: ``{"body": ..., "broker_key": SPKI DER, "signature"}``
+with an Ed25519 signature over ``"cchet/v1/broker/" || role || 0x00 || canonical JSON(body)``. A client
+accepts it only if SHA-256(broker_key) is the broker id it pins.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "KeyRequest",
+    "ProtocolError",
+    "b64d",
+    "b64e",
+    "canonical_json",
+    "open_signed",
+    "sign_body",
+]
+
+PROTOCOL_VERSION = 1
+_SIGN_LABEL = b"cchet/v1/broker/"
+TEE_KINDS = ("tdx", "snp", "sgx")
+MAX_IDS = 1024
+
+
+class ProtocolError(ValueError):
+    """A protocol message is malformed; the message names the field and what was expected."""
+
+
+def b64e(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def b64d(value: object, name: str, *, size: int | None = None, max_size: int = 1 << 24) -> bytes:
+    if not isinstance(value, str):
+        raise ProtocolError(f"{name} must be a base64 string")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(f"{name} is not valid base64") from None
+    if size is not None and len(data) != size:
+        raise ProtocolError(f"{name} must decode to {size} bytes, got {len(data)}")
+    if len(data) > max_size:
+        raise ProtocolError(f"{name} is larger than {max_size} bytes")
+    return data
+
+
+def canonical_json(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in doc:
+        raise ProtocolError(f"missing field {name!r}")
+    value = doc[name]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ProtocolError(f"field {name!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def as_object(doc: object, what: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"{what} must be a JSON object")
+    return doc
+
+
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """What a worker asks for: keys (by id) for a function and the data ids it will touch.
+
+    ``function`` is the function identity (its digest, or a qualified name); ``node_id`` the Ray node;
+    ``tee_kind`` the CPU TEE it will prove. The digest that the evidence binds is :meth:`digest`.
+    """
+
+    node_id: str
+    tee_kind: str
+    function: str
+    key_ids: tuple[bytes, ...]
+    data_ids: tuple[str, ...] = ()
+    cchet_version: str = ""
+    version: int = PROTOCOL_VERSION
+    gpus: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tee_kind not in TEE_KINDS:
+            raise ProtocolError(f"tee_kind must be one of {', '.join(TEE_KINDS)}, got {self.tee_kind!r}")
+        if not self.key_ids:
+            raise ProtocolError("a request must name at least one key id")
+        if len(self.key_ids) > MAX_IDS or len(self.data_ids) > MAX_IDS:
+            raise ProtocolError(f"at most {MAX_IDS} key ids and data ids per request")
+        if any(len(k) != 16 for k in self.key_ids):
+            raise ProtocolError("key ids are 16 bytes")
+        if len(set(self.key_ids)) != len(self.key_ids):
+            raise ProtocolError("key ids must be distinct")
+        if not 0 <= self.gpus <= 255:
+            raise ProtocolError("gpus must be 0..255")
+
+    def digest(self, broker_id: bytes) -> bytes:
+        """SHA-256 of the canonical, length-prefixed request: version, broker id, node id, TEE kind, cchet
+        version, function identity, sorted key ids, sorted data ids (DESIGN.md section 4)."""
+        parts = [
+            b"cchet/v1/request\x00",
+            struct.pack(">H", self.version),
+            _lp(broker_id),
+            _lp(self.node_id.encode()),
+            _lp(self.tee_kind.encode()),
+            _lp(self.cchet_version.encode()),
+            _lp(self.function.encode()),
+            struct.pack(">I", len(self.key_ids)),
+            *(_lp(k) for k in sorted(self.key_ids)),
+            struct.pack(">I", len(self.data_ids)),
+            *(_lp(d.encode()) for d in sorted(self.data_ids)),
+            struct.pack(">B", self.gpus),
+        ]
+        return hashlib.sha256(b"".join(parts)).digest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "node_id": self.node_id,
+            "tee_kind": self.tee_kind,
+            "function": self.function,
+            "key_ids": [k.hex() for k in self.key_ids],
+            "data_ids": list(self.data_ids),
+            "cchet_version": self.cchet_version,
+            "gpus": self.gpus,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> KeyRequest:
+        d = as_object(doc, "request")
+        version = _field(d, "version", int)
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"protocol version {version} is not supported (this broker speaks {PROTOCOL_VERSION})"
+            )
+        key_ids = _field(d, "key_ids", list)
+        try:
+            keys = tuple(bytes.fromhex(k) for k in key_ids)
+        except (TypeError, ValueError):
+            raise ProtocolError("key_ids must be hex strings") from None
+        data_ids = _field(d, "data_ids", list)
+        if not all(isinstance(x, str) for x in data_ids):
+            raise ProtocolError("data_ids must be strings")
+        return cls(
+            node_id=_field(d, "node_id", str),
+            tee_kind=_field(d, "tee_kind", str),
+            function=_field(d, "function", str),
+            key_ids=keys,
+            data_ids=tuple(data_ids),
+            cchet_version=_field(d, "cchet_version", str),
+            version=version,
+            gpus=_field(d, "gpus", int),
+        )
+
+
+def spki(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _to_sign(role: str, body: dict[str, Any]) -> bytes:
+    return _SIGN_LABEL + role.encode() + b"\x00" + canonical_json(body)
+
+
+def sign_body(key: Ed25519PrivateKey, role: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Wrap ``body`` in a signed message for ``role`` ("challenge" or "response")."""
+    return {
+        "role": role,
+        "body": body,
+        "broker_key": b64e(spki(key.public_key())),
+        "signature": b64e(key.sign(_to_sign(role, body))),
+    }
+
+
+def open_signed(message: object, role: str, expected_broker_id: bytes) -> dict[str, Any]:
+    """The body of a signed broker message, after checking the signer is the pinned broker.
+
+    Raises :class:`ProtocolError` for anything malformed, unsigned, of the wrong role, signed by another
+    key, or whose signature fails.
+    """
+    m = as_object(message, "broker message")
+    if m.get("role") != role:
+        raise ProtocolError(f"expected a signed {role!r} message, got role {m.get('role')!r}")
+    body = as_object(m.get("body"), "body")
+    key_der = b64d(m.get("broker_key"), "broker_key", max_size=4096)
+    signature = b64d(m.get("signature"), "signature", size=64)
+    if not hmac.compare_digest(hashlib.sha256(key_der).digest(), expected_broker_id):
+        raise ProtocolError(
+            "the response is signed by another broker (its key does not hash to the pinned broker id)"
+        )
+    try:
+        public = serialization.load_der_public_key(key_der)
+    except ValueError:
+        raise ProtocolError("broker_key is not a public key") from None
+    if not isinstance(public, Ed25519PublicKey):
+        raise ProtocolError("broker_key is not an Ed25519 key")
+    try:
+        public.verify(signature, _to_sign(role, body))
+    except InvalidSignature:
+        raise ProtocolError("the broker's signature does not verify") from None
+    return body
