@@ -1,0 +1,60 @@
+"""A PEM certificate chain as vendors ship it beside evidence (NVIDIA's device chain, AMD's ASK/ARK bundle).
+
+The text is kept exactly, so ``serialize`` gives back the same bytes; :meth:`CertificateChain.certificates`
+decodes the blocks, leaf first, with ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from cchet.errors import EvidenceFormatError
+
+__all__ = ["CertificateChain", "parse_pem_chain"]
+
+_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+
+
+@dataclass(frozen=True)
+class CertificateChain:
+    """PEM text holding one or more certificates; ``ders`` are their DER encodings in order."""
+
+    text: bytes
+    ders: tuple[bytes, ...]
+
+    kind = "pem-chain"
+
+    def certificates(self) -> list[x509.Certificate]:
+        """The certificates, leaf first. Raises :class:`EvidenceFormatError` if one does not decode."""
+        out = []
+        for i, der in enumerate(self.ders):
+            try:
+                out.append(x509.load_der_x509_certificate(der))
+            except ValueError as e:
+                raise EvidenceFormatError(
+                    f"certificate {i} does not decode: {e}", field=f"certificate[{i}]"
+                ) from None
+        return out
+
+    def to_bytes(self) -> bytes:
+        return self.text
+
+
+def parse_pem_chain(text: bytes) -> CertificateChain:
+    """Splits PEM text into its certificates; raises :class:`EvidenceFormatError` if there are none."""
+    ders = []
+    for i, m in enumerate(_BLOCK.finditer(text)):
+        try:
+            ders.append(base64.b64decode(b"".join(m.group(1).split()), validate=True))
+        except (binascii.Error, ValueError):
+            raise EvidenceFormatError(
+                "bad base64 in PEM block", offset=m.start(), field=f"certificate[{i}]"
+            ) from None
+    if not ders:
+        raise EvidenceFormatError("no PEM certificate found", offset=0, field="certificates")
+    return CertificateChain(bytes(text), tuple(ders))
