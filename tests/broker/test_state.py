@@ -133,7 +133,7 @@ def test_audit_log_verifies_and_resumes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "first_bad", "words"),
     [
-        (lambda lines: lines[:2] + [lines[2].replace('"r2"', '"rX"')] + lines[3:], 3, "MAC"),
+        (lambda lines: [*lines[:2], lines[2].replace('"r2"', '"rX"'), *lines[3:]], 3, "MAC"),
         (lambda lines: lines[:1] + lines[2:], 2, "sequence number"),
         (lambda lines: [lines[1], lines[0], *lines[2:]], 1, "sequence number"),
         (lambda lines: lines[:-1], 5, "truncated"),
