@@ -19,6 +19,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES = (
     "cchet.crypto.commands",
     "cchet.bench.commands",
+    "cchet.broker.commands",
 )
 
 

@@ -14,6 +14,8 @@ holds the granted keys, the whole response is signed, and the audit log has a re
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 from cchet.attest.binding import Binding, broker_id_for, compute_report_data
 from cchet.broker.audit import AuditLog
+from cchet.broker.durable import replace_file
 from cchet.broker.hpke import seal_to, suite_by_ids
 from cchet.broker.keystore import KeyScope, KeyStore, StoredKey
 from cchet.broker.master import MasterKey
@@ -109,7 +112,8 @@ class KeyBroker:
         )
         self.audit = None if audit_log is None else AuditLog(audit_log, master.derive("audit"), clock=clock)
         self.nonces = NonceRegistry()
-        self._policies: dict[str, Any] = {}
+        self._policy_dir = None if state_dir is None else Path(state_dir) / "policies"
+        self._policies: dict[str, Any] = self._load_policies()
         self.default_policy = default_policy
         self.register_policy(default_policy)
 
@@ -124,10 +128,29 @@ class KeyBroker:
     def public_key(self) -> Any:
         return self._identity.public_key()
 
+    def _load_policies(self) -> dict[str, Any]:
+        from cchet.attest.policy import Policy
+
+        if self._policy_dir is None or not self._policy_dir.is_dir():
+            return {}
+        policies = {}
+        for path in sorted(self._policy_dir.glob("*.json")):
+            policy = Policy.from_dict(json.loads(path.read_text()))
+            policies[_policy_id(policy)] = policy
+        return policies
+
     def register_policy(self, policy: Any) -> str:
+        """Make ``policy`` known under its policy id (persisted with a state directory)."""
         pid = _policy_id(policy)
+        if pid not in self._policies and self._policy_dir is not None:
+            self._policy_dir.mkdir(mode=0o700, exist_ok=True)
+            name = hashlib.sha256(pid.encode()).hexdigest()[:32] + ".json"
+            replace_file(self._policy_dir / name, json.dumps(policy.to_dict(), sort_keys=True).encode())
         self._policies[pid] = policy
         return pid
+
+    def policy(self, policy_id: str) -> Any:
+        return self._policies[policy_id]
 
     def add_key(
         self,

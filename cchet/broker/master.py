@@ -51,17 +51,7 @@ class MasterKey:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            mode = path.stat().st_mode & 0o777
-            if mode & 0o077:
-                raise PermissionError(
-                    f"master key {path} is accessible by group or others (mode {mode:04o}): "
-                    f"run 'chmod 600 {path}'"
-                ) from None
-            text = path.read_text().strip()
-            try:
-                return cls(bytes.fromhex(text)), False
-            except ValueError:
-                raise ValueError(f"{path} is not a cchet master key (64 hex digits expected)") from None
+            return cls.load(directory), False
         key = cls.generate()
         with os.fdopen(fd, "w") as f:
             f.write(key.__secret.hex() + "\n")
@@ -73,6 +63,22 @@ class MasterKey:
         finally:
             os.close(dir_fd)
         return key, True
+
+    @classmethod
+    def load(cls, state_dir: str | os.PathLike[str]) -> MasterKey:
+        """The existing master key of ``state_dir``; ``FileNotFoundError`` if there is none,
+        ``PermissionError`` if group or others may read it."""
+        path = Path(state_dir) / MASTER_FILE
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise PermissionError(
+                f"master key {path} is accessible by group or others (mode {mode:04o}): "
+                f"run 'chmod 600 {path}'"
+            )
+        try:
+            return cls(bytes.fromhex(path.read_text().strip()))
+        except ValueError:
+            raise ValueError(f"{path} is not a cchet master key (64 hex digits expected)") from None
 
     @property
     def fingerprint(self) -> str:
