@@ -1,36 +1,22 @@
-"""The broker's appraiser: wire evidence -> parse -> verify -> appraise, plus the key-release floor.
+"""The broker's appraiser: wire evidence -> parse -> verify -> appraise (:func:`cchet.attest.appraise`).
 
-It calls :func:`cchet.attest.appraise` and nothing else decides; on top it adds the one rule that belongs to
-key release rather than to attestation (DESIGN.md section 1): **a policy that pins no CPU measurement
-releases no key**, unless the evidence is simulated and the policy allows simulation, or the policy says
-``measurements="any"`` explicitly (which the policy logs loudly).
+Appraisal alone decides; the broker adds nothing but the transport. The key-release floor of DESIGN.md
+section 1 (a policy that pins no CPU measurement releases no key, unless simulated evidence meets
+``allow_simulation`` or the policy says ``measurements="any"``) is the policy's ``measurements`` rule.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Any
 
 from cchet.attest.binding import Binding
-from cchet.attest.evidence import decode_composite
 from cchet.attest.verify.options import VerifyOptions
 from cchet.broker.broker import Appraisal
 from cchet.broker.messages import ProtocolError, b64d
-from cchet.errors import EvidenceFormatError
 
-__all__ = ["EvidenceAppraiser", "unpinned_policy_reason"]
-
-
-def unpinned_policy_reason(policy: Any, kind: str, simulated: bool) -> str | None:
-    """Why ``policy`` may not release keys for ``kind`` evidence, or None when it may."""
-    if policy.measurements == "any" or policy.pins_cpu(kind):
-        return None
-    if simulated and policy.allow_simulation:
-        return None
-    return (
-        f"policy {policy.policy_id} pins no {kind} measurement: keys are released only under pinned "
-        "measurements (write one with 'cchet policy from-evidence', or set measurements='any' explicitly)"
-    )
+__all__ = ["EvidenceAppraiser"]
 
 
 class EvidenceAppraiser:
@@ -39,23 +25,22 @@ class EvidenceAppraiser:
     def __init__(self, options: VerifyOptions) -> None:
         self.options = options
 
-    def __call__(self, evidence: object, policy: Any, *, nonce: bytes, binding: Binding) -> Appraisal:
+    def __call__(
+        self, evidence: object, policy: Any, *, nonce: bytes, binding: Binding, nonce_age_s: float
+    ) -> Appraisal:
         from cchet.attest import appraise
 
         try:
             raw = b64d(evidence, "evidence")
         except ProtocolError as e:
             return Appraisal((f"evidence: {e}",), False, "")
-        digest = hashlib.sha256(raw).hexdigest()
-        try:
-            composite = decode_composite(raw)
-        except EvidenceFormatError as e:
-            return Appraisal((f"evidence does not parse: {e}",), False, digest)
-        result = appraise(composite, policy, nonce=nonce, binding=binding, options=self.options)
-        reasons = list(result.reasons)
-        floor = unpinned_policy_reason(policy, composite.cpu.kind, result.simulated)
-        if floor is not None:
-            reasons.append(floor)
+        issued = self.options.now() - dt.timedelta(seconds=nonce_age_s)
+        result = appraise(
+            raw, policy, nonce=nonce, binding=binding, options=self.options, nonce_issued_at=issued
+        )
         return Appraisal(
-            tuple(reasons), result.simulated, result.evidence_digest or digest, tuple(result.gpu_transcripts)
+            tuple(result.reasons),
+            result.simulated,
+            result.evidence_digest or hashlib.sha256(raw).hexdigest(),
+            tuple(result.gpu_transcripts),
         )

@@ -66,7 +66,9 @@ class Appraisal:
 class Appraiser(Protocol):
     """Parse, verify and appraise wire evidence against a policy, with the binding the broker expects."""
 
-    def __call__(self, evidence: object, policy: Any, *, nonce: bytes, binding: Binding) -> Appraisal: ...
+    def __call__(
+        self, evidence: object, policy: Any, *, nonce: bytes, binding: Binding, nonce_age_s: float
+    ) -> Appraisal: ...
 
 
 def _policy_id(policy: Any) -> str:
@@ -198,7 +200,7 @@ class KeyBroker:
         public_key = b64d(m.get("public_key"), "public_key", max_size=0xFFFF)
         evidence = m.get("evidence")
         digest = request.digest(self.broker_id)
-        reasons = self.nonces.consume(nonce, digest)
+        reasons, nonce_age = self.nonces.consume(nonce, digest)
         try:
             suite = suite_by_ids(*suite_ids)
             suite.public_key_from_bytes(public_key)
@@ -212,7 +214,9 @@ class KeyBroker:
             binding = Binding(self.broker_id, *suite.ids, public_key, digest)
             policy_ids = sorted({e.policy_id for e in entries})
             for pid in policy_ids or [_policy_id(self.default_policy)]:
-                result = self._appraise(evidence, self._policies[pid], nonce=nonce, binding=binding)
+                result = self._appraise(
+                    evidence, self._policies[pid], nonce=nonce, binding=binding, nonce_age_s=nonce_age
+                )
                 appraisal = appraisal or result
                 reasons += [f"policy {pid}: {r}" for r in result.reasons]
             if appraisal is not None and len(appraisal.gpu_transcripts) != request.gpus:

@@ -39,19 +39,21 @@ class NonceRegistry:
             self._outstanding[nonce] = (request_digest, now)
         return nonce
 
-    def consume(self, nonce: bytes, request_digest: bytes) -> list[str]:
-        """Use ``nonce`` up; returns the reasons it is not acceptable (empty when it is)."""
+    def consume(self, nonce: bytes, request_digest: bytes) -> tuple[list[str], float]:
+        """Use ``nonce`` up; returns the reasons it is not acceptable (empty when it is) and its age in
+        seconds (0 for an unknown nonce)."""
         with self._lock:
             entry = self._outstanding.pop(bytes(nonce), None)
         if entry is None:
-            return ["nonce unknown or already used (each nonce serves one attempt)"]
+            return ["nonce unknown or already used (each nonce serves one attempt)"], 0.0
         digest, issued = entry
         reasons = []
-        if self._clock() - issued > self._ttl:
+        age = self._clock() - issued
+        if age > self._ttl:
             reasons.append(f"nonce expired (older than {self._ttl:g} s)")
         if not hmac.compare_digest(digest, request_digest):
             reasons.append("nonce was issued for another request")
-        return reasons
+        return reasons, age
 
     def __len__(self) -> int:
         with self._lock:

@@ -30,14 +30,14 @@ def test_nonce_single_use_expiry_and_request_binding() -> None:
     clock = Clock()
     reg = NonceRegistry(clock=clock)
     n = reg.issue(b"A" * 32)
-    assert reg.consume(n, b"A" * 32) == []
-    assert "already used" in reg.consume(n, b"A" * 32)[0]
+    assert reg.consume(n, b"A" * 32)[0] == []
+    assert "already used" in reg.consume(n, b"A" * 32)[0][0]
     n2 = reg.issue(b"A" * 32)
-    assert "another request" in " ".join(reg.consume(n2, b"B" * 32))
-    assert "already used" in reg.consume(n2, b"A" * 32)[0], "a failed attempt consumes the nonce too"
+    assert "another request" in " ".join(reg.consume(n2, b"B" * 32)[0])
+    assert "already used" in reg.consume(n2, b"A" * 32)[0][0], "a failed attempt consumes the nonce too"
     n3 = reg.issue(b"A" * 32)
     clock.t += 61
-    assert "expired" in " ".join(reg.consume(n3, b"A" * 32))
+    assert "expired" in " ".join(reg.consume(n3, b"A" * 32)[0])
     with pytest.raises(ValueError):
         NonceRegistry(ttl_s=120)
 
