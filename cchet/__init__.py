@@ -8,6 +8,9 @@ The public names are listed in ``docs/api.md``; a test keeps ``__all__`` equal t
 """
 
 from cchet._version import __version__
+from cchet.attest.appraise import appraise
+from cchet.attest.policy import Policy
+from cchet.attest.result import AttestationResult
 from cchet.crypto import (
     DataKey,
     SealWriter,
@@ -34,6 +37,7 @@ from cchet.errors import (
 
 __all__ = [
     "AttestationError",
+    "AttestationResult",
     "BrokerError",
     "CchetError",
     "DataKey",
@@ -42,12 +46,14 @@ __all__ = [
     "IntegrityError",
     "KeyReleaseDenied",
     "PlacementError",
+    "Policy",
     "PolicyViolation",
     "SealWriter",
     "SealedFormatError",
     "UnsealReader",
     "VerificationError",
     "__version__",
+    "appraise",
     "seal",
     "seal_into",
     "sealed_size",

@@ -29,9 +29,10 @@ import hmac
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 __all__ = [
     "BIND_LABEL",
@@ -87,6 +88,8 @@ class Binding:
 
 def broker_id_for(public_key: PublicKeyTypes) -> bytes:
     """SHA-256 of a broker signing key's SubjectPublicKeyInfo DER."""
+    from cryptography.hazmat.primitives import serialization
+
     spki = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

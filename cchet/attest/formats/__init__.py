@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import binascii
 import string
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-from cchet.attest.evidence import CompositeEvidence, decode_composite
 from cchet.attest.formats.ccel import SPEC_ID_SIGNATURE, CcEventLog, parse_ccel
-from cchet.attest.formats.certchain import CertificateChain, parse_pem_chain
 from cchet.attest.formats.dcap import Quote, parse_quote
 from cchet.attest.formats.snp import REPORT_SIZE, SnpReport, parse_snp_report
 from cchet.attest.formats.spdm import SpdmReport, parse_spdm_report
 from cchet.errors import EvidenceFormatError
 
+if TYPE_CHECKING:
+    from cchet.attest.evidence import CompositeEvidence
+    from cchet.attest.formats.certchain import CertificateChain
+
 __all__ = ["KINDS", "ParsedEvidence", "detect_kind", "parse", "serialize"]
 
-ParsedEvidence = Union[Quote, SnpReport, SpdmReport, CcEventLog, CompositeEvidence, CertificateChain]  # noqa: UP007
+ParsedEvidence = Union[Quote, SnpReport, SpdmReport, CcEventLog, "CompositeEvidence", "CertificateChain"]
 
 KINDS = ("auto", "quote", "tdx", "sgx", "snp", "spdm", "ccel", "composite", "pem-chain")
 _HEX = set((string.hexdigits + string.whitespace).encode())
@@ -92,8 +94,12 @@ def parse(data: bytes, kind: str = "auto") -> ParsedEvidence:
     elif kind == "ccel":
         result = parse_ccel(data)
     elif kind == "pem-chain":
+        from cchet.attest.formats.certchain import parse_pem_chain  # loads cryptography's x509: import late
+
         result = parse_pem_chain(data)
     else:
+        from cchet.attest.evidence import decode_composite  # evidence imports these parsers: import late
+
         result = decode_composite(data)
     return result
 

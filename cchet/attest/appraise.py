@@ -1,0 +1,357 @@
+"""Appraisal: verify composite evidence, then apply a :class:`~cchet.attest.policy.Policy` to it.
+
+:func:`appraise` is what key release calls, and nothing else decides: it parses wire evidence, runs the
+verifier from the options (every signature, chain and collateral check), checks the report-data binding and
+nonce freshness, and applies every policy rule, collecting all failures before deciding. It never raises for
+bad evidence: the :class:`~cchet.attest.result.AttestationResult` lists every reason, and its
+``raise_for_status`` raises when the caller prefers exceptions.
+
+What it protects against: evidence that is forged, stale, bound to another broker, nonce, key, request or
+set of GPUs, or from a TEE the policy does not accept. What it does not: code in an attested TEE that the
+policy's measurements admit is trusted with the keys; with ``measurements="any"`` that is any code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cchet.attest.binding import Binding, compute_report_data, gpu_nonce, report_data_matches
+from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
+from cchet.attest.formats.snp import POLICY_MIGRATE_MA, POLICY_SMT, SnpReport
+from cchet.attest.policy import CPU_PINS, TCB_STATUS_ORDER, Policy, version_tuple
+from cchet.attest.result import AttestationResult, DeviceClaims, Violation
+from cchet.errors import AttestationError, VerificationError
+
+if TYPE_CHECKING:
+    from cchet.attest.evidence import CompositeEvidence, CpuEvidence
+    from cchet.attest.verify.options import VerifyOptions
+    from cchet.attest.verify.verified import VerifiedEvidence
+
+# Certificate handling (claims, evidence, verifiers) is imported on first use so ``import cchet`` stays light.
+
+__all__ = ["appraise"]
+
+log = logging.getLogger("cchet.attest.appraise")
+
+
+class _Rules:
+    def __init__(self) -> None:
+        self.violations: list[Violation] = []
+
+    def fail(self, rule: str, evidence_field: str, device: str, expected: object, actual: object) -> None:
+        self.violations.append(Violation(rule, evidence_field, device, str(expected), str(actual)))
+
+    def pinned(
+        self, policy: Policy, rule: str, evidence_field: str, actual: bytes, device: str = "cpu"
+    ) -> None:
+        allowed: tuple[str, ...] = getattr(policy, rule)
+        if allowed and actual.hex() not in allowed:
+            self.fail(rule, evidence_field, device, "one of " + ", ".join(allowed), actual.hex())
+
+
+def _check_tdx(r: _Rules, policy: Policy, body: TdReportBody) -> None:
+    for i in range(4):
+        r.pinned(policy, f"rtmr{i}", f"td_report.rtmr{i}", body.rtmrs[i])
+    r.pinned(policy, "mrtd", "td_report.mr_td", body.mr_td)
+    r.pinned(policy, "mrconfigid", "td_report.mr_config_id", body.mr_config_id)
+    if body.debug and not policy.allow_debug:
+        r.fail("allow_debug", "td_report.td_attributes.DEBUG", "cpu", "false", "true")
+
+
+def _check_sgx(r: _Rules, policy: Policy, body: SgxReportBody) -> None:
+    r.pinned(policy, "mrenclave", "sgx_report.mr_enclave", body.mr_enclave)
+    r.pinned(policy, "mrsigner", "sgx_report.mr_signer", body.mr_signer)
+    if policy.isv_prod_id is not None and body.isv_prod_id != policy.isv_prod_id:
+        r.fail("isv_prod_id", "sgx_report.isv_prod_id", "cpu", policy.isv_prod_id, body.isv_prod_id)
+    if policy.min_isv_svn is not None and body.isv_svn < policy.min_isv_svn:
+        r.fail("min_isv_svn", "sgx_report.isv_svn", "cpu", f">= {policy.min_isv_svn}", body.isv_svn)
+    if body.debug and not policy.allow_debug:
+        r.fail("allow_debug", "sgx_report.attributes.DEBUG", "cpu", "false", "true")
+
+
+def _check_snp(r: _Rules, policy: Policy, report: SnpReport) -> None:
+    r.pinned(policy, "snp_measurement", "snp_report.measurement", report.measurement)
+    r.pinned(policy, "snp_host_data", "snp_report.host_data", report.host_data)
+    if report.debug and not policy.allow_debug:
+        r.fail("allow_debug", "snp_report.policy.DEBUG", "cpu", "false", "true")
+    if report.policy & POLICY_SMT and not policy.snp_allow_smt:
+        r.fail("snp_allow_smt", "snp_report.policy.SMT", "cpu", "false", "true")
+    if report.policy & POLICY_MIGRATE_MA and not policy.snp_allow_migration_agent:
+        r.fail("snp_allow_migration_agent", "snp_report.policy.MIGRATE_MA", "cpu", "false", "true")
+    if report.vmpl != policy.snp_vmpl:
+        r.fail("snp_vmpl", "snp_report.vmpl", "cpu", policy.snp_vmpl, report.vmpl)
+    if policy.snp_min_tcb is not None:
+        t = report.tcb("reported")
+        got = (t.bootloader, t.tee, t.snp, t.microcode)
+        if any(g < w for g, w in zip(got, policy.snp_min_tcb, strict=True)):
+            r.fail(
+                "snp_min_tcb", "snp_report.reported_tcb", "cpu", f">= {list(policy.snp_min_tcb)}", list(got)
+            )
+
+
+def _check_tcb(r: _Rules, policy: Policy, verified: VerifiedEvidence | None, cpu: CpuEvidence) -> None:
+    if verified is None or not isinstance(cpu.report, Quote):
+        return
+    status = verified.cpu.tcb_status
+    rank = {s: i for i, s in enumerate(TCB_STATUS_ORDER)}
+    if status is None or rank.get(status, len(rank)) > rank[policy.min_tcb_status]:
+        r.fail("min_tcb_status", "collateral.tcb_status", "cpu", f"{policy.min_tcb_status} or better", status)
+    unaccepted = [a for a in verified.cpu.advisory_ids if a not in policy.accepted_advisories]
+    if unaccepted:
+        r.fail(
+            "accepted_advisories",
+            "collateral.advisory_ids",
+            "cpu",
+            list(policy.accepted_advisories),
+            unaccepted,
+        )
+
+
+def _check_gpus(r: _Rules, policy: Policy, evidence: CompositeEvidence) -> None:
+    if policy.gpu == "required" and not evidence.gpus:
+        r.fail("gpu", "gpus", "gpus", "at least one GPU report", "none")
+    if policy.gpu == "forbidden" and evidence.gpus:
+        r.fail("gpu", "gpus", "gpus", "no GPU", f"{len(evidence.gpus)} GPU report(s)")
+    from cchet.attest.claims import gpu_rim_ids
+
+    for g in evidence.gpus:
+        dev = f"gpu{g.index}"
+        ids = gpu_rim_ids(g)
+        if policy.gpu_rim_ids and (not ids or any(i not in policy.gpu_rim_ids for i in ids)):
+            r.fail(
+                "gpu_rim_ids", "spdm.opaque.rim_ids", dev, "all of " + ", ".join(ids) + " allowed", list(ids)
+            )
+        for rule, value, name in (
+            ("min_driver_version", g.report.driver_version, "driver_version"),
+            ("min_vbios_version", g.report.vbios_version, "vbios_version"),
+        ):
+            minimum = getattr(policy, rule)
+            if minimum is None:
+                continue
+            try:
+                ok = value is not None and version_tuple(value, name=rule) >= version_tuple(
+                    minimum, name=rule
+                )
+            except ValueError:
+                ok = False
+            if not ok:
+                r.fail(rule, f"spdm.opaque.{name}", dev, f">= {minimum}", value)
+
+
+def _check_binding(
+    r: _Rules, policy: Policy, evidence: CompositeEvidence, nonce: bytes | None, binding: Binding | None
+) -> None:
+    if not policy.require_binding:
+        return
+    if binding is None or nonce is None or len(nonce) != 32:
+        r.fail(
+            "require_binding",
+            "cpu.report_data",
+            "cpu",
+            "a 32-byte nonce and a binding to check",
+            "none given",
+        )
+        return
+    actual = evidence.cpu.report.report_data
+    try:
+        expected = compute_report_data(binding, nonce, evidence.gpu_transcripts())
+    except ValueError as e:
+        r.fail("require_binding", "gpus", "cpu", "GPU reports that fit the transcript", str(e))
+        return
+    if not report_data_matches(expected, actual):
+        r.fail(
+            "require_binding",
+            "cpu.report_data",
+            "cpu",
+            f"cchet/v1/bind transcript {expected.hex()[:16]}...",
+            f"{actual.hex()[:16]}... ({len(actual)} bytes)",
+        )
+    for g in evidence.gpus:
+        want = gpu_nonce(nonce, g.index)
+        if not report_data_matches(want + want, g.report.request.nonce + g.report.request.nonce):
+            r.fail(
+                "require_binding",
+                "spdm.request.nonce",
+                f"gpu{g.index}",
+                want.hex(),
+                g.report.request.nonce.hex(),
+            )
+
+
+def appraise(
+    evidence: CompositeEvidence | bytes,
+    policy: Policy,
+    *,
+    nonce: bytes | None,
+    binding: Binding | None,
+    options: VerifyOptions | None = None,
+    nonce_issued_at: dt.datetime | None = None,
+) -> AttestationResult:
+    """Verifies ``evidence`` and applies ``policy``; returns the result with every reason, never raising for
+    bad evidence.
+
+    ``evidence`` is :class:`CompositeEvidence` or its wire bytes. ``nonce`` (32 bytes) and ``binding`` are
+    what the broker expects the report data to bind (DESIGN.md section 4); GPU ``i`` must have answered
+    ``gpu_nonce(nonce, i)``. ``nonce_issued_at`` enables the freshness rule (``max_nonce_age_s``).
+    ``options`` supply time, trust anchors, collateral and the verifier (default: the simulated verifier,
+    which trusts simulated roots only). Raises ``TypeError`` when ``policy`` is not a :class:`Policy`.
+    """
+    if not isinstance(policy, Policy):
+        raise TypeError("policy must be a cchet.Policy")
+    from cchet.attest.evidence import decode_composite
+    from cchet.attest.simulate.verifier import SimulatedVerifier
+    from cchet.attest.verify.options import default_options
+
+    opts = options or default_options()
+    now = opts.now()
+    if isinstance(evidence, bytes | bytearray):
+        wire = bytes(evidence)
+        try:
+            evidence = decode_composite(wire)
+        except AttestationError as e:
+            return _rejected(policy, [f"evidence does not parse: {e}"], now, hashlib.sha256(wire).hexdigest())
+    digest = hashlib.sha256(evidence.to_bytes()).hexdigest()
+    verifier = opts.verifier
+    if verifier is None:
+        verifier = SimulatedVerifier()
+    failures: list[str] = []
+    verified: VerifiedEvidence | None = None
+    try:
+        verified = verifier.verify(evidence, opts)
+    except VerificationError as e:
+        failures.extend(e.failures)
+    except AttestationError as e:
+        failures.append(str(e))
+    simulated = verified.simulated if verified else False
+    r = _Rules()
+    kind = evidence.cpu.kind
+    if kind not in policy.tee_kinds:
+        r.fail("tee_kinds", "cpu.kind", "cpu", "one of " + ", ".join(policy.tee_kinds), kind)
+    if simulated and not policy.allow_simulation:
+        r.fail("allow_simulation", "cpu.root", "cpu", "a vendor root", "a SIMULATED root")
+    report = evidence.cpu.report
+    if isinstance(report, Quote):
+        if isinstance(report.body, TdReportBody):
+            _check_tdx(r, policy, report.body)
+        else:
+            _check_sgx(r, policy, report.body)
+    else:
+        _check_snp(r, policy, report)
+    if (
+        policy.measurements == "pinned"
+        and not policy.pins_cpu(kind)
+        and not (simulated and policy.allow_simulation)
+    ):
+        r.fail(
+            "measurements",
+            f"cpu.{'/'.join(CPU_PINS[kind])}",
+            "cpu",
+            f"pinned {kind} measurements",
+            "none pinned",
+        )
+    _check_tcb(r, policy, verified, evidence.cpu)
+    _check_gpus(r, policy, evidence)
+    _check_binding(r, policy, evidence, nonce, binding)
+    if nonce_issued_at is not None:
+        age = (now - nonce_issued_at).total_seconds()
+        if not 0 <= age <= policy.max_nonce_age_s:
+            r.fail(
+                "max_nonce_age_s",
+                "nonce.issued_at",
+                "cpu",
+                f"<= {policy.max_nonce_age_s} s old",
+                f"{age:.1f} s",
+            )
+    accepted = not failures and not r.violations
+    if accepted and policy.measurements == "any" and not policy.pins_cpu(kind):
+        log.warning(
+            "ACCEPTED evidence under policy %s with measurements='any': no CPU measurement checked",
+            policy.policy_id,
+        )
+    return _result(
+        policy,
+        evidence,
+        verified=verified,
+        failures=failures,
+        violations=r.violations,
+        now=now,
+        digest=digest,
+        verifier_name=verifier.name,
+    )
+
+
+def _status(
+    device: str, violations: list[Violation], failures: list[str], prefix: Callable[[str], bool]
+) -> str:
+    bad = any(v.device in (device, "gpus") for v in violations) or any(prefix(f) for f in failures)
+    return "contraindicated" if bad else "affirming"
+
+
+def _result(
+    policy: Policy,
+    evidence: CompositeEvidence,
+    *,
+    verified: VerifiedEvidence | None,
+    failures: list[str],
+    violations: list[Violation],
+    now: dt.datetime,
+    digest: str,
+    verifier_name: str,
+) -> AttestationResult:
+    from cchet.attest.claims import cpu_claims, gpu_claims
+
+    simulated = verified.simulated if verified else False
+    cpu_c: dict[str, Any] = cpu_claims(evidence)
+    if verified is not None:
+        cpu_c["tcb_status"] = verified.cpu.tcb_status
+        cpu_c["advisory_ids"] = list(verified.cpu.advisory_ids)
+    devices = [
+        DeviceClaims(
+            "cpu",
+            evidence.cpu.kind,
+            _status("cpu", violations, failures, lambda f: not f.startswith("gpu")),
+            simulated,
+            cpu_c,
+        )
+    ]
+    for g in evidence.gpus:
+        name = f"gpu{g.index}"
+        devices.append(
+            DeviceClaims(
+                name,
+                "nvidia-gpu",
+                _status(name, violations, failures, lambda f, n=name: f.startswith(n)),  # type: ignore[misc]
+                simulated,
+                gpu_claims(g),
+            )
+        )
+    return AttestationResult(
+        accepted=not failures and not violations,
+        simulated=simulated,
+        policy_id=policy.policy_id,
+        devices=tuple(devices),
+        violations=tuple(violations),
+        verification_failures=tuple(failures),
+        evidence_digest=digest,
+        appraised_at=now,
+        verifier=verifier_name,
+        gpu_transcripts=tuple(evidence.gpu_transcripts()),
+    )
+
+
+def _rejected(policy: Policy, failures: list[str], now: dt.datetime, digest: str) -> AttestationResult:
+    return AttestationResult(
+        accepted=False,
+        simulated=False,
+        policy_id=policy.policy_id,
+        devices=(),
+        violations=(),
+        verification_failures=tuple(failures),
+        evidence_digest=digest,
+        appraised_at=now,
+        verifier="none",
+    )
