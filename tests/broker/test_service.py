@@ -1,0 +1,252 @@
+"""The broker as a service: HTTP over loopback, 32 concurrent clients, crash safety, ``cchet broker serve``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cchet
+from cchet import BrokerError, KeyReleaseDenied
+from cchet.attest.simulate.attester import SimulatedAttester
+from cchet.attest.simulate.authority import SimulatedAuthority
+from cchet.broker.broker import KeyBroker
+from cchet.broker.client import BrokerClient
+from cchet.broker.messages import ProtocolError
+from cchet.broker.server import BrokerServer
+from cchet.broker.transport import HttpTransport, InProcessTransport, Transport
+from cchet.crypto.keyfile import read_key_file
+
+
+class Recording:
+    """A transport that records every nonce the broker hands out."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.nonces: list[str] = []
+        self.lock = threading.Lock()
+
+    def send(self, step: str, message: dict[str, Any]) -> dict[str, Any]:
+        answer = self.inner.send(step, message)
+        if step == "challenge":
+            with self.lock:
+                self.nonces.append(answer["body"]["nonce"])
+        return answer
+
+
+def _concurrent(broker: KeyBroker, transport: Transport, authority: SimulatedAuthority, n: int = 32) -> None:
+    key = broker.add_key()
+    recording = Recording(transport)
+    results: list[object] = [None] * n
+    barrier = threading.Barrier(n)
+
+    def worker(i: int) -> None:
+        client = BrokerClient(
+            recording,
+            broker_id=broker.broker_id,
+            attester=SimulatedAttester.for_kind("tdx", str(authority.key_dir)),
+            node_id=f"node-{i}",
+        )
+        barrier.wait()
+        try:
+            results[i] = client.keys([key.key_id], function="f")[key.key_id]
+        except Exception as e:  # recorded and asserted below
+            results[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(r == key for r in results), [r for r in results if r != key][:3]
+    assert len(recording.nonces) == n and len(set(recording.nonces)) == n, "no nonce served twice"
+
+
+def test_32_concurrent_clients_in_process(
+    make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority
+) -> None:
+    broker = make_broker(audit_log=None)
+    _concurrent(broker, InProcessTransport(broker), authority)
+
+
+def test_32_concurrent_clients_over_http(
+    make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority
+) -> None:
+    broker = make_broker(audit_log=None)
+    with BrokerServer(broker) as server:
+        _concurrent(broker, HttpTransport(server.url), authority)
+
+
+def test_http_errors_are_clear(
+    make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
+) -> None:
+    broker = make_broker()
+    with BrokerServer(broker) as server:
+        request = urllib.request.Request(f"{server.url}/v1/challenge", data=b"{not json", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code == 400 and "not JSON" in info.value.read().decode()
+        with pytest.raises(BrokerError, match="missing field"):
+            HttpTransport(server.url).send("challenge", {"request": {"version": 1}})
+        identity = json.loads(urllib.request.urlopen(f"{server.url}/v1/identity", timeout=10).read())
+        assert identity["broker_id"] == broker.broker_id.hex()
+        client = make_client(broker, transport=HttpTransport(server.url))
+        with pytest.raises(KeyReleaseDenied, match="unknown key id"):
+            client.keys([bytes(16)], function="f")
+    with pytest.raises(BrokerError, match="cannot reach"):
+        HttpTransport(server.url, timeout_s=2).send("challenge", {})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    message=st.dictionaries(
+        st.sampled_from(["request", "nonce", "suite", "public_key", "evidence"]),
+        st.none() | st.integers() | st.text(max_size=30) | st.lists(st.integers(), max_size=4),
+    )
+)
+def test_fuzzed_release_messages_never_crash(
+    make_broker: Callable[..., KeyBroker], message: dict[str, Any]
+) -> None:
+    b = _FUZZ_BROKER.setdefault("b", make_broker(audit_log=None))
+    try:
+        answer = b.release(message)
+    except ProtocolError:
+        return
+    assert answer["body"]["verdict"] == "denied"
+
+
+_FUZZ_BROKER: dict[str, KeyBroker] = {}
+
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import cchet
+    from cchet.attest import Policy
+    from cchet.attest.simulate.attester import SimulatedAttester
+    from cchet.attest.simulate.authority import SimulatedAuthority
+    from cchet.attest.simulate.verifier import simulation_options
+    from cchet.broker.appraisal import EvidenceAppraiser
+    from cchet.broker.broker import KeyBroker
+    from cchet.broker.client import BrokerClient
+    from cchet.broker.transport import InProcessTransport
+
+    state, sim = Path(sys.argv[1]), sys.argv[2]
+    armed = []
+    def crash():
+        if armed:
+            os.kill(os.getpid(), signal.SIGKILL)
+    auth = SimulatedAuthority.open(sim)
+    broker = KeyBroker(appraiser=EvidenceAppraiser(simulation_options(auth)),
+                       default_policy=Policy(allow_simulation=True), state_dir=state, before_rename=crash)
+    key = broker.add_key()
+    client = BrokerClient(InProcessTransport(broker), broker_id=broker.broker_id,
+                          attester=SimulatedAttester(auth, "tdx"), node_id="n")
+    released = client.keys([key.key_id], function="f")[key.key_id]
+    (state.parent / "stream").write_bytes(cchet.seal(released, b"sealed before the crash"))
+    (state.parent / "key_id").write_text(key.key_id.hex())
+    armed.append(True)
+    broker.add_key()   # killed between fsync and rename
+    print("not reached")
+    """
+)
+
+
+def test_crash_between_fsync_and_rename_loses_nothing(
+    tmp_path: Path, authority: SimulatedAuthority, make_broker: Callable[..., KeyBroker]
+) -> None:
+    state = tmp_path / "state"
+    out = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(state), str(authority.key_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    assert "not reached" not in out.stdout
+    assert any(p.name.endswith(".tmp") for p in state.iterdir()), (
+        "the crash left the unrenamed temporary file"
+    )
+    broker = make_broker(state_dir=state)
+    assert len(broker.keys) == 1, "the key released before the crash is there, the unacknowledged one is not"
+    key_id = bytes.fromhex((tmp_path / "key_id").read_text())
+    entry = broker.keys.get(key_id)
+    assert entry is not None
+    assert cchet.unseal(entry.key, (tmp_path / "stream").read_bytes()) == b"sealed before the crash"
+
+
+def test_cchet_broker_serve(tmp_path: Path, authority: SimulatedAuthority) -> None:
+    exe = Path(sys.executable).with_name("cchet")
+    state = tmp_path / "state"
+    policy = tmp_path / "policy.toml"
+    policy.write_text('name = "sim"\nallow_simulation = true\n')
+    subprocess.run(
+        [exe, "broker", "key", "add", "--state", state, "--policy", policy, "--out", tmp_path / "k.key"],
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [
+            exe,
+            "broker",
+            "serve",
+            "--state",
+            state,
+            "--policy",
+            policy,
+            "--port",
+            "0",
+            "--audit-log",
+            tmp_path / "audit.jsonl",
+            "--simulation-keys",
+            authority.key_dir,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        head = "".join(proc.stdout.readline() for _ in range(2))
+        url = re.search(r"serving (\S+)", head).group(1)  # type: ignore[union-attr]
+        broker_id = bytes.fromhex(re.search(r"pin this on workers\): ([0-9a-f]+)", head).group(1))  # type: ignore[union-attr]
+        key = read_key_file(tmp_path / "k.key")
+        client = BrokerClient(
+            HttpTransport(url), broker_id=broker_id, attester=SimulatedAttester(authority, "snp"), node_id="n"
+        )
+        assert client.keys([key.key_id], function="f")[key.key_id] == key
+        with pytest.raises(KeyReleaseDenied, match="unknown key id"):
+            client.keys([os.urandom(16)], function="f")
+        verify = subprocess.run(
+            [exe, "audit", "verify", tmp_path / "audit.jsonl", "--state", state],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert verify.returncode == 0 and "6 records" in verify.stdout, verify
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert "SIMULATED" in stderr
+    assert (
+        base64.b64encode(cchet.hazmat.data_key_bytes(key)).decode()
+        not in (tmp_path / "audit.jsonl").read_text()
+    )
