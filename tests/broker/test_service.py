@@ -1,4 +1,4 @@
-"""The broker as a service: HTTP over loopback, 32 concurrent clients, crash safety, ``cchet broker serve``."""
+"""The broker as a service: HTTP on loopback, 32 concurrent clients, crash safety, `cchet broker serve`."""
 
 from __future__ import annotations
 
