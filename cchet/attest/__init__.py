@@ -6,7 +6,8 @@ is the exact inverse) -> verification (:mod:`cchet.attest.verify`; signatures, c
 :mod:`cchet.attest.binding`; simulated TEEs are :mod:`cchet.attest.simulate`; local evidence collection is
 :mod:`cchet.attest.attesters`.
 
-The names below load on first use, so importing this package (and ``cchet``) stays cheap.
+The names below load on first use (certificate handling is the expensive part), so importing this package
+and ``cchet`` stays cheap.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Imported eagerly: the submodule shares the function's name, and importing it later would shadow the
+# function with the module on this package.
+from cchet.attest.appraise import appraise
+
 if TYPE_CHECKING:
-    from cchet.attest.appraise import appraise as appraise
     from cchet.attest.binding import Binding as Binding
     from cchet.attest.binding import compute_report_data as compute_report_data
     from cchet.attest.binding import gpu_nonce as gpu_nonce
@@ -45,7 +49,6 @@ _WHERE = {
     "VerifiedEvidence": "cchet.attest.verify",
     "VerifyOptions": "cchet.attest.verify",
     "Violation": "cchet.attest.result",
-    "appraise": "cchet.attest.appraise",
     "compute_report_data": "cchet.attest.binding",
     "default_options": "cchet.attest.verify",
     "gpu_nonce": "cchet.attest.binding",

@@ -123,7 +123,11 @@ def _check_gpus(r: _Rules, policy: Policy, evidence: CompositeEvidence) -> None:
         ids = gpu_rim_ids(g)
         if policy.gpu_rim_ids and (not ids or any(i not in policy.gpu_rim_ids for i in ids)):
             r.fail(
-                "gpu_rim_ids", "spdm.opaque.rim_ids", dev, "all of " + ", ".join(ids) + " allowed", list(ids)
+                "gpu_rim_ids",
+                "spdm.opaque.rim_ids",
+                dev,
+                "RIM ids among " + ", ".join(policy.gpu_rim_ids),
+                list(ids),
             )
         for rule, value, name in (
             ("min_driver_version", g.report.driver_version, "driver_version"),
