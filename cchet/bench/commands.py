@@ -17,6 +17,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     seal.add_argument("--repeats", type=int, default=7, help="samples per figure (>= 5)")
     seal.add_argument("--json", type=Path, help="also write the result document here")
     seal.set_defaults(run=_seal)
+    broker = which.add_parser("broker", help="key-release latency: first release, cached re-use, 32 clients")
+    broker.add_argument("--repeats", type=int, default=15)
+    broker.add_argument("--json", type=Path, help="also write the result document here")
+    broker.set_defaults(run=_broker)
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from cchet.bench import broker
+
+    result = broker.run(repeats=args.repeats)
+    for name, value in result["rows"].items():
+        print(f"{name:45s} {value:10.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def _seal(args: argparse.Namespace) -> int:

@@ -28,3 +28,13 @@ def test_result_document_is_complete() -> None:
 def test_fewer_than_five_samples_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 5"):
         timing.interleaved_medians({"x": lambda: None}, repeats=3)
+
+
+def test_broker_benchmark_document() -> None:
+    from cchet.bench import broker
+
+    result = broker.run(repeats=5, clients=4)
+    rows = result["rows"]
+    assert {"first_release_in_process_ms", "cached_reuse_ms", "first_release_http_ms"} <= set(rows)
+    assert rows["concurrent_4_clients_max_ms"] >= rows["concurrent_4_clients_median_ms"] > 0
+    assert "SIMULATED" in result["evidence"]
