@@ -110,7 +110,7 @@ def run(repeats: int = 15, clients: int = 32) -> dict[str, Any]:
     return {
         "benchmark": "broker",
         "method": f"median of {repeats} runs after a warm-up (cached re-use: {repeats * 10})",
-        "baseline": "none in DESIGN.md; same-run references: simulated evidence collection, one HPKE seal+open",
+        "baseline": "none in DESIGN.md; same-run references: evidence collection, one HPKE seal+open",
         "goals": {"first_release_ms": 50, "cached_reuse_ms": 1},
         "evidence": "SIMULATED TDX quote v4 + one SIMULATED H100 SPDM report",
         "machine": machine_info(),
