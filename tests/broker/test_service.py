@@ -250,3 +250,54 @@ def test_cchet_broker_serve(tmp_path: Path, authority: SimulatedAuthority) -> No
         base64.b64encode(cchet.hazmat.data_key_bytes(key)).decode()
         not in (tmp_path / "audit.jsonl").read_text()
     )
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_with_a_pinned_ca(
+    tmp_path: Path, make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
+) -> None:
+    import ssl
+
+    cert, key_file = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key_file)
+    broker = make_broker()
+    key = broker.add_key()
+    with BrokerServer(broker, "localhost", ssl_context=context) as server:
+        assert server.url.startswith("https://localhost:")
+        client = make_client(broker, transport=HttpTransport(server.url, cafile=str(cert)))
+        assert client.keys([key.key_id], function="f")[key.key_id] == key
+        with pytest.raises(BrokerError, match="cannot reach"):
+            HttpTransport(server.url).send("challenge", {})  # the system CAs do not know this certificate
