@@ -1,0 +1,47 @@
+// extern "C" entry points of the AES-256-GCM kernels for cchet sealed streams.
+//
+// A launch seals or opens chunks first_index .. first_index + n_chunks - 1 of one stream in two steps on
+// one CUDA stream: *_segments (grid = n_chunks * grid_segments blocks of CCHET_LANES threads) does CTR
+// and the GHASH partial sums; *_finish (grid = n_chunks blocks of CCHET_LANES threads) combines them,
+// writes or checks each tag and, when opening, zeroes every chunk whose tag fails and reports per-chunk
+// verdicts. Nothing downstream on the stream runs before the verdicts exist. Layouts: plaintext chunks
+// at c * chunk_size, sealed chunks (ciphertext || tag) at c * (chunk_size + 16); both 8-byte aligned.
+#include "aes_gcm.cuh"
+
+#define CCHET_BATCH_PARAMS                                                                                \
+  unsigned int first_index, long long last_index, unsigned int n_chunks, unsigned int last_len,          \
+      unsigned int chunk_log2, unsigned int grid_segments
+
+#define CCHET_BATCH {first_index, last_index, n_chunks, last_len, chunk_log2, grid_segments}
+
+extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+    cchet_gcm_seal_segments(const unsigned int* sched, const unsigned char* plain, unsigned char* sealed,
+                            CCHET_BATCH_PARAMS, unsigned int* partial, unsigned int* ek_j0,
+                            unsigned int* status) {
+  cchet::gcm_segments<CCHET_LANES, true>(sched, plain, sealed, cchet::Batch CCHET_BATCH, partial, ek_j0,
+                                         status);
+}
+
+extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+    cchet_gcm_open_segments(const unsigned int* sched, const unsigned char* sealed, unsigned char* plain,
+                            CCHET_BATCH_PARAMS, unsigned int* partial, unsigned int* ek_j0,
+                            unsigned int* status) {
+  cchet::gcm_segments<CCHET_LANES, false>(sched, sealed, plain, cchet::Batch CCHET_BATCH, partial, ek_j0,
+                                          status);
+}
+
+extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+    cchet_gcm_seal_finish(const unsigned int* sched, unsigned char* sealed, unsigned char* plain,
+                          CCHET_BATCH_PARAMS, const unsigned int* partial, const unsigned int* ek_j0,
+                          unsigned int* verdicts) {
+  cchet::gcm_finish<CCHET_LANES, true>(sched, sealed, plain, cchet::Batch CCHET_BATCH, partial, ek_j0,
+                                       verdicts);
+}
+
+extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+    cchet_gcm_open_finish(const unsigned int* sched, unsigned char* sealed, unsigned char* plain,
+                          CCHET_BATCH_PARAMS, const unsigned int* partial, const unsigned int* ek_j0,
+                          unsigned int* verdicts) {
+  cchet::gcm_finish<CCHET_LANES, false>(sched, sealed, plain, cchet::Batch CCHET_BATCH, partial, ek_j0,
+                                        verdicts);
+}

@@ -1,0 +1,66 @@
+"""The kernel loader and the GPU path's behaviour on a machine without CuPy or a GPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+
+import pytest
+
+from cchet.errors import DeviceUnavailable
+from cchet.gpu import geometry, loader
+from cchet.gpu import schedule as sched
+
+HAS_CUPY = importlib.util.find_spec("cupy") is not None
+
+
+def test_import_cchet_gpu_imports_no_cupy() -> None:
+    code = (
+        "import sys, cchet, cchet.gpu, cchet.gpu.loader, cchet.gpu.reference; "
+        "bad = [m for m in ('cupy', 'ray', 'pynvml') if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_source_inlines_header_with_line_directives() -> None:
+    code = loader.source()
+    assert code.startswith('#line 1 "aes_gcm.cu"')
+    assert '#line 1 "aes_gcm.cuh"' in code
+    assert '#include "aes_gcm.cuh"' not in code
+    assert re.search(r'#line \d+ "aes_gcm.cu"\n', code.split('#line 1 "aes_gcm.cuh"')[1])
+    assert "#include <" not in code  # NVRTC has no host standard headers
+
+
+def test_kernel_dir_is_the_checkout() -> None:
+    assert (loader.kernel_dir() / "aes_gcm.cuh").is_file()
+
+
+def test_schedule_layout_matches_kernel_header() -> None:
+    header = (loader.kernel_dir() / "aes_gcm.cuh").read_text()
+    defines = dict(re.findall(r"#define (CCHET_\w+) (\d+)u?\b", header))
+    expected = {
+        "CCHET_SCHED_RK": sched.RK,
+        "CCHET_SCHED_AAD": sched.AAD,
+        "CCHET_SCHED_H1": sched.H1,
+        "CCHET_SCHED_H2": sched.H2,
+        "CCHET_SCHED_HLANES": sched.HLANES,
+        "CCHET_SCHED_HSEG": sched.HSEG,
+        "CCHET_SCHED_PREFIX": sched.PREFIX,
+        "CCHET_SCHED_GEOM": sched.GEOM,
+        "CCHET_SCHED_POW2": sched.POW2,
+        "CCHET_SCHED_POW2_COUNT": sched.POW2_COUNT,
+        "CCHET_SCHED_LANEPOW": sched.LANEPOW,
+        "CCHET_LANES": geometry.DEFAULT_LANES,
+    }
+    assert {k: int(defines[k]) for k in expected} == expected
+
+
+@pytest.mark.skipif(HAS_CUPY, reason="CuPy is installed here; this checks the error without it")
+def test_module_without_cupy_names_the_fix() -> None:
+    with pytest.raises(DeviceUnavailable, match=r"cchet\[gpu\]"):
+        loader.module(0)
+    with pytest.raises(DeviceUnavailable, match="CuPy"):
+        loader.precompile()
