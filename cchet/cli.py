@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cchet.crypto.commands",
     "cchet.bench.commands",
     "cchet.broker.commands",
+    "cchet.attest.commands",
 )
 
 
