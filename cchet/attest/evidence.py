@@ -106,9 +106,16 @@ def encode_composite(evidence: CompositeEvidence) -> bytes:
 
 
 def _field(obj: Any, name: str, typ: type, where: str) -> Any:
-    if not isinstance(obj, dict) or not isinstance(obj.get(name), typ):
+    if not isinstance(obj, dict) or not isinstance(obj.get(name), typ) or isinstance(obj.get(name), bool):
         raise EvidenceFormatError(f"missing or mistyped {name!r}", field=f"{where}.{name}")
     return obj[name]
+
+
+def _latin1(text: str, field: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise EvidenceFormatError("certificates must be PEM text", field=field) from None
 
 
 def _unb64(text: str, field: str) -> bytes:
@@ -142,10 +149,10 @@ def decode_composite(data: bytes) -> CompositeEvidence:
             GpuEvidence(
                 index=_field(g, "index", int, f"gpus[{i}]"),
                 report=parse_spdm_report(_unb64(_field(g, "report", str, f"gpus[{i}]"), f"gpus[{i}].report")),
-                certificates=_field(g, "certificates", str, f"gpus[{i}]").encode("latin-1"),
+                certificates=_latin1(_field(g, "certificates", str, f"gpus[{i}]"), f"gpus[{i}].certificates"),
             )
         )
     try:
-        return CompositeEvidence(CpuEvidence(report, certs.encode("latin-1"), log), tuple(gpus))
+        return CompositeEvidence(CpuEvidence(report, _latin1(certs, "cpu.certificates"), log), tuple(gpus))
     except ValueError as e:
         raise EvidenceFormatError(str(e), field="gpus") from None

@@ -92,3 +92,49 @@ def test_reserved_bytes_must_be_zero(fixtures: Path) -> None:
     with pytest.raises(EvidenceFormatError) as e:
         formats.parse(bytes(data), kind="snp")
     assert e.value.field == "reserved0" and e.value.offset == 0x4C
+
+
+@pytest.fixture(scope="module")
+def composite_seed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from cchet.attest.simulate import SimulatedAuthority, simulate_composite
+
+    authority = SimulatedAuthority.open(tmp_path_factory.mktemp("fuzz") / "k")
+    return simulate_composite(authority, "snp", report_data=bytes(64), gpus=1).to_bytes()
+
+
+def test_mutated_composite_json(composite_seed: bytes) -> None:
+    import json
+
+    doc = json.loads(composite_seed)
+    paths = [
+        ("format",),
+        ("cpu", "kind"),
+        ("cpu", "report"),
+        ("cpu", "certificates"),
+        ("gpus",),
+        ("gpus", 0, "index"),
+        ("gpus", 0, "report"),
+        ("gpus", 0, "certificates"),
+        ("cpu",),
+    ]
+    values = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 300),
+        st.text(max_size=12),
+        st.binary(max_size=8).map(lambda b: b.hex()),
+        st.lists(st.integers(), max_size=2),
+    )
+
+    @FUZZ
+    @given(path=st.sampled_from(paths), value=values)
+    def run(path: tuple[object, ...], value: object) -> None:
+        mutated = json.loads(composite_seed)
+        target = mutated
+        for key in path[:-1]:
+            target = target[key]  # type: ignore[index]
+        target[path[-1]] = value  # type: ignore[index]
+        _parse_or_format_error(json.dumps(mutated).encode(), "composite")
+
+    run()
+    assert doc["format"] == "cchet-evidence/v1"
