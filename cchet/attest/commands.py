@@ -19,7 +19,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 __all__ = ["register"]
 
@@ -104,64 +103,18 @@ def _attest(args: argparse.Namespace) -> int:
     return 0 if result.accepted else 1
 
 
-def _pins(evidence: Any, into: dict[str, Any]) -> bool:
-    """Adds the evidence's reference values to ``into``; returns True when it chains to a SIMULATED root."""
-    from cchet.attest.claims import cpu_claims, gpu_rim_ids
-    from cchet.attest.evidence import CompositeEvidence, CpuEvidence
-    from cchet.attest.formats.dcap import Quote
-    from cchet.attest.formats.snp import SnpReport
-
-    if isinstance(evidence, Quote | SnpReport):
-        evidence = CompositeEvidence(CpuEvidence(evidence))
-    if not isinstance(evidence, CompositeEvidence):
-        raise ValueError(f"{type(evidence).__name__} carries no CPU measurements to pin")
-    claims = cpu_claims(evidence)
-    kind = claims["kind"]
-    fields = {
-        "tdx": ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"),
-        "sgx": ("mrenclave", "mrsigner"),
-        "snp": ("snp_measurement", "snp_host_data"),
-    }[kind]
-    into.setdefault("tee_kinds", [])
-    if kind not in into["tee_kinds"]:
-        into["tee_kinds"].append(kind)
-    for f in (*fields, *[("gpu_rim_ids", i) for g in evidence.gpus for i in gpu_rim_ids(g)]):
-        key, value = (f, claims[f]) if isinstance(f, str) else f
-        values = into.setdefault(key, [])
-        if value not in values:
-            values.append(value)
-    report = evidence.cpu.report
-    chain = report.signature.qe.certification.data if isinstance(report, Quote) else evidence.cpu.certificates
-    return any(_names_simulated(pem) for pem in (chain, *(g.certificates for g in evidence.gpus)))
-
-
-def _names_simulated(pem: bytes) -> bool:
-    """True when a certificate in ``pem`` has SIMULATED in its subject."""
-    from cchet.attest.formats.certchain import parse_pem_chain
-    from cchet.errors import EvidenceFormatError
-
-    try:
-        certs = parse_pem_chain(pem).certificates()
-    except EvidenceFormatError:
-        return False
-    return any("SIMULATED" in c.subject.rfc4514_string() for c in certs)
-
-
 def _from_evidence(args: argparse.Namespace) -> int:
     from cchet.attest.formats import parse
-    from cchet.attest.policy import Policy
+    from cchet.attest.reference import is_simulated, reference_policy
 
-    pins: dict[str, Any] = {}
-    simulated = False
-    for path in args.evidence:
-        simulated |= _pins(parse(Path(path).read_bytes()), pins)
-    if simulated and not args.allow_simulation:
+    evidence = [parse(Path(path).read_bytes()) for path in args.evidence]
+    policy = reference_policy(evidence, name=args.name, allow_simulation=args.allow_simulation)
+    if any(is_simulated(e) for e in evidence) and not args.allow_simulation:
         print(
             "cchet: warning: the evidence is SIMULATED; the policy refuses simulated evidence unless "
             "you pass --allow-simulation",
             file=sys.stderr,
         )
-    policy = Policy(name=args.name, allow_simulation=args.allow_simulation, **pins)
     text = policy.to_toml()
     if args.output == "-":
         sys.stdout.write(text)

@@ -6,6 +6,7 @@ from cchet.attest.attesters.base import CpuAttester, GpuAttester
 from cchet.attest.attesters.composite import CompositeAttester
 from cchet.attest.attesters.configfs_tsm import TsmAttester, snp_cert_table_to_pem
 from cchet.attest.attesters.gramine import GramineAttester
+from cchet.attest.attesters.local import local_attester
 from cchet.attest.attesters.nvml import NvmlGpuAttester
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "GramineAttester",
     "NvmlGpuAttester",
     "TsmAttester",
+    "local_attester",
     "snp_cert_table_to_pem",
 ]

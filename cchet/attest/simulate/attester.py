@@ -51,7 +51,18 @@ class SimulatedAttester:
         kind, gpus = parse_kind(spec)
         return cls(SimulatedAuthority.open(key_dir), kind, gpus, **overrides)
 
-    def collect(self, nonce: bytes, binding: Binding) -> CompositeEvidence:
+    def collect(self, nonce: bytes, binding: Binding | None) -> CompositeEvidence:
+        """SIMULATED evidence bound to ``nonce`` and ``binding`` (DESIGN.md section 4). With ``binding``
+        None the evidence is unbound (report data all zero): good for reading reference values only."""
+        if binding is None:
+            return simulate_composite(
+                self.authority,
+                self.tee_kind,
+                report_data=bytes(64),
+                gpus=self.gpu_count,
+                cpu=self.cpu,
+                gpu=self.gpu,
+            )
         return simulate_composite(
             self.authority,
             self.tee_kind,
