@@ -25,9 +25,17 @@ def test_parse_kind(spec: str, want: tuple[str, int]) -> None:
     assert parse_kind(spec) == want
 
 
-@pytest.mark.parametrize("spec", ["cca", "tdx+gpus", "tdx+xgpu", ""])
-def test_parse_kind_rejects(spec: str) -> None:
-    with pytest.raises(ValueError, match="expected one of"):
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("cca", "expected one of"),
+        ("tdx+gpus", "expected one of"),
+        ("tdx+xgpu", "must be a number"),
+        ("", "expected"),
+    ],
+)
+def test_parse_kind_rejects(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         parse_kind(spec)
 
 
