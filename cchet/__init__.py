@@ -50,13 +50,40 @@ __all__ = [
     "PolicyViolation",
     "SealWriter",
     "SealedFormatError",
+    "SealedRef",
     "UnsealReader",
     "VerificationError",
     "__version__",
     "appraise",
+    "get",
+    "init",
+    "put",
+    "remote",
     "seal",
     "seal_into",
     "sealed_size",
+    "shutdown",
     "unseal",
     "unseal_into",
 ]
+
+# Loaded on first use, so that ``import cchet`` imports no Ray: name -> module that defines it.
+_LAZY = {
+    "init": "cchet.runtime.session",
+    "shutdown": "cchet.runtime.session",
+    "remote": "cchet.runtime.remote",
+    "get": "cchet.runtime.objects",
+    "put": "cchet.runtime.objects",
+    "SealedRef": "cchet.runtime.sealedref",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cchet' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

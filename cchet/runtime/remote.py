@@ -1,0 +1,145 @@
+"""``@cchet.remote``: Ray remote functions whose arguments, results, output and errors are sealed.
+
+``cchet.remote`` composes Ray's public API: it builds ``ray.remote(entry).options(...)`` where ``entry`` is a
+small function of its own (so Ray reads *its* signature), and wraps the user's function in a handle whose
+``.remote()`` seals the call and returns a :class:`~cchet.SealedRef`. ``functools.wraps`` goes on that handle
+only. Calling the handle directly raises ``TypeError`` pointing to ``.remote()``; ``.options()`` returns a new
+handle; options are validated when the decorator is applied.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+from cchet.runtime.contexts import Role, context
+from cchet.runtime.digest import function_digest
+from cchet.runtime.options import TaskOptions, validate_options
+from cchet.runtime.sealedref import Descriptor, SealedRef
+from cchet.runtime.values import seal_value
+
+__all__ = ["RemoteFunction", "remote"]
+
+
+def _entry_for(fn: Callable[..., Any]) -> Callable[..., Any]:
+    from cchet.runtime.worker import run_call
+
+    def entry(meta: dict[str, Any], envelope: Any, *payloads: Any) -> Any:
+        return run_call(fn, meta, envelope, payloads)
+
+    entry.__name__ = getattr(fn, "__name__", "task")
+    entry.__qualname__ = f"cchet[{getattr(fn, '__qualname__', entry.__name__)}]"
+    entry.__module__ = getattr(fn, "__module__", __name__)
+    return entry
+
+
+class RemoteFunction:
+    """The handle ``@cchet.remote`` returns. Use ``.remote(*args, **kwargs)`` and ``.options(**changes)``."""
+
+    def __init__(self, fn: Callable[..., Any], options: TaskOptions) -> None:
+        self._fn = fn
+        self._options = options
+        self._digest = function_digest(fn)
+        self._ray_fn: Any = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"confidential function {self._fn.__qualname__} cannot be called directly; "
+            f"use {self._fn.__name__}.remote(...) and cchet.get() on the SealedRef it returns"
+        )
+
+    def options(self, **changes: Any) -> RemoteFunction:
+        """A new handle with ``changes`` applied (validated now); this one is unchanged."""
+        return RemoteFunction(self._fn, self._options.merged(**changes))
+
+    def _ray_function(self) -> Any:
+        if self._ray_fn is None:
+            import ray
+
+            self._ray_fn = ray.remote(_entry_for(self._fn))
+        return self._ray_fn
+
+    def remote(self, *args: Any, **kwargs: Any) -> SealedRef:
+        """Seal the call and submit it; returns a :class:`~cchet.SealedRef` to the sealed result.
+
+        Raises :class:`~cchet.PlacementError` at once when no attested node qualifies.
+        """
+        from cchet.runtime.session import current, require_placement
+
+        session = current()
+        opts = self._options
+        nodes = require_placement(opts.tee, opts.gpu)
+        out_key = session.key_for_policy(opts.policy)
+        call_id = os.urandom(16)
+        sid, digest = session.session_id, self._digest
+        payloads: list[Any] = []
+        key_ids = {session.job_key.key_id, out_key.key_id, *opts.keys}
+
+        def slot(i: int, value: Any) -> dict[str, Any]:
+            payloads.append(None)
+            index = len(payloads) - 1
+            if isinstance(value, SealedRef):
+                payloads[index] = value.ref
+                key_ids.add(value.descriptor.key_id)
+                return {"kind": "ref", "payload": index, "descriptor": value.descriptor.to_json()}
+            payloads[index] = seal_value(session.job_key, value, context(Role.ARG, sid, digest, call_id, i))
+            return {"kind": "inline", "payload": index}
+
+        call_args = [slot(i, v) for i, v in enumerate(args)]
+        call_kwargs = {name: slot(len(args) + j, kwargs[name]) for j, name in enumerate(sorted(kwargs))}
+        call = {"function_digest": digest.hex(), "args": call_args, "kwargs": call_kwargs}
+        envelope = seal_value(session.job_key, call, context(Role.CALL, sid, digest, call_id))
+        meta = {
+            "session_id": sid.hex(),
+            "call_id": call_id.hex(),
+            "key_ids": sorted(k.hex() for k in key_ids),
+            "output_key_id": out_key.key_id.hex(),
+        }
+        scope = hashlib.sha256(
+            b"".join(sorted(key_ids)) + (opts.policy.policy_id.encode() if opts.policy else b"")
+        )
+        ray_options = dict(opts.ray)
+        env = dict((ray_options.pop("runtime_env", None) or {}).get("env_vars", {}))
+        env.update(session.worker_env(scope.digest()))
+        user_env = dict(opts.ray.get("runtime_env") or {})
+        user_env["env_vars"] = env
+        if ray_options.get("num_gpus") and "max_calls" not in ray_options:
+            ray_options["max_calls"] = 0  # keep GPU workers (and their attestation) across calls
+        ref = (
+            self._ray_function()
+            .options(
+                **ray_options,
+                runtime_env=user_env,
+                label_selector={"ray.io/node-id": f"in({','.join(nodes)})"},
+            )
+            .remote(meta, envelope, *payloads)
+        )
+        return SealedRef(ref, Descriptor(sid, digest, call_id, 0, out_key.key_id))
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """Make a function a confidential Ray task: ``@cchet.remote`` or ``@cchet.remote(tee="tdx", ...)``.
+
+    cchet options: ``tee`` ("tdx", "snp", "sgx", "any"), ``gpu`` (None or "cc"), ``policy`` (a
+    :class:`~cchet.Policy` the worker must also satisfy), ``keys`` (extra keys it may receive). Ray
+    options (``num_cpus``, ``num_gpus``, ``memory``, ``resources``, ``max_retries``, ...) pass through.
+    Unknown options raise ``TypeError`` listing the valid ones. Classes (actors) come in a later release.
+    """
+    if len(args) == 1 and not options and callable(args[0]):
+        return _wrap(args[0], validate_options({}))
+    if args:
+        raise TypeError("use @cchet.remote or @cchet.remote(option=value, ...)")
+    validated = validate_options(options)
+    return lambda fn: _wrap(fn, validated)
+
+
+def _wrap(fn: Any, options: TaskOptions) -> RemoteFunction:
+    if isinstance(fn, type):
+        raise TypeError(
+            "cchet.remote on classes (confidential actors) is not available yet; decorate a function"
+        )
+    return RemoteFunction(fn, options)
