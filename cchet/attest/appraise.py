@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -176,7 +177,7 @@ def _check_binding(
         )
     for g in evidence.gpus:
         want = gpu_nonce(nonce, g.index)
-        if not report_data_matches(want + want, g.report.request.nonce + g.report.request.nonce):
+        if not hmac.compare_digest(want, g.report.request.nonce):
             r.fail(
                 "require_binding",
                 "spdm.request.nonce",
@@ -207,6 +208,7 @@ def appraise(
     if not isinstance(policy, Policy):
         raise TypeError("policy must be a cchet.Policy")
     from cchet.attest.evidence import decode_composite
+    from cchet.attest.reference import is_simulated
     from cchet.attest.simulate.verifier import SimulatedVerifier
     from cchet.attest.verify.options import default_options
 
@@ -230,7 +232,8 @@ def appraise(
         failures.extend(e.failures)
     except AttestationError as e:
         failures.append(str(e))
-    simulated = verified.simulated if verified else False
+    # Unverified evidence that names a SIMULATED authority is stamped so too (it cannot be anything better).
+    simulated = verified.simulated if verified else is_simulated(evidence)
     r = _Rules()
     kind = evidence.cpu.kind
     if kind not in policy.tee_kinds:
@@ -307,8 +310,9 @@ def _result(
     verifier_name: str,
 ) -> AttestationResult:
     from cchet.attest.claims import cpu_claims, gpu_claims
+    from cchet.attest.reference import is_simulated
 
-    simulated = verified.simulated if verified else False
+    simulated = verified.simulated if verified else is_simulated(evidence)
     cpu_c: dict[str, Any] = cpu_claims(evidence)
     if verified is not None:
         cpu_c["tcb_status"] = verified.cpu.tcb_status

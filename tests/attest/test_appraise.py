@@ -87,8 +87,8 @@ def test_verification_failures_and_violations_are_both_listed(
     )
     assert not result.accepted
     assert any("gpu0: SPDM signature" in f for f in result.verification_failures)
-    # the root is unknown once verification failed, so allow_simulation cannot be judged (and need not be)
-    assert {v.rule for v in result.violations} == {"mrtd", "require_binding"}
+    assert {v.rule for v in result.violations} == {"allow_simulation", "mrtd", "require_binding"}
+    assert result.simulated and "SIMULATED" in str(result)
     assert result.device("gpu0").status == "contraindicated"
     with pytest.raises(VerificationError):
         result.raise_for_status()
@@ -119,7 +119,7 @@ def test_unparsable_evidence_is_a_reason_not_an_exception() -> None:
 
 def test_default_options_trust_nothing(evidence: cchet.attest.CompositeEvidence) -> None:
     result = appraise(evidence, ALLOW, nonce=NONCE, binding=BINDING, options=default_options(now=NOW))
-    assert not result.accepted and not result.simulated
+    assert not result.accepted and result.simulated  # unverified, but it names a SIMULATED authority
     assert any("no simulated intel root" in r for r in result.reasons)
 
 
