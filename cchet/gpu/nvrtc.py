@@ -31,9 +31,8 @@ def library_dir() -> Path | None:
     spec = importlib.util.find_spec("nvidia")
     if spec is not None and spec.submodule_search_locations:
         for root in spec.submodule_search_locations:
-            candidates += sorted(Path(root).glob("cu*/lib"), reverse=True) + [
-                Path(root) / "cuda_nvrtc" / "lib"
-            ]
+            candidates += sorted(Path(root).glob("cu*/lib"), reverse=True)
+            candidates.append(Path(root) / "cuda_nvrtc" / "lib")
     for folder in candidates:
         if any(folder.glob("libnvrtc.so.*")):
             return folder
@@ -81,7 +80,7 @@ def _check(code: int, what: str) -> None:
 
 
 def compile_to_ptx(source: str, name: str, options: tuple[str, ...]) -> CompileResult:
-    """Compile ``source`` (named ``name`` in diagnostics) with ``options``; never raises on a compile error."""
+    """Compile ``source`` (``name`` in messages) with ``options``; a compile error is returned, not raised."""
     lib = _lib()
     prog = ctypes.c_void_p()
     _check(

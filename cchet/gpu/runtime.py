@@ -39,6 +39,6 @@ def require_device(device: int) -> ModuleType:
         ) from e
     if device >= count:
         raise DeviceUnavailable(
-            f"CUDA device {device} does not exist ({count} visible); check CUDA_VISIBLE_DEVICES and `nvidia-smi`"
+            f"CUDA device {device} does not exist ({count} visible): check CUDA_VISIBLE_DEVICES, `nvidia-smi`"
         )
     return cp

@@ -18,7 +18,7 @@ HAS_CUPY = importlib.util.find_spec("cupy") is not None
 
 def test_import_cchet_gpu_imports_no_cupy() -> None:
     code = (
-        "import sys, cchet, cchet.gpu, cchet.gpu.loader, cchet.gpu.reference; "
+        "import sys, cchet, cchet.gpu, cchet.gpu.loader, cchet.gpu.channel, cchet.gpu.reference; "
         "bad = [m for m in ('cupy', 'ray', 'pynvml') if m in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
