@@ -18,6 +18,7 @@ from cchet.attest.binding import Binding
 from cchet.attest.policy import Policy
 from cchet.attest.result import AttestationResult
 from cchet.attest.verify.options import VerifyOptions
+from cchet.broker.audit import AuditLog
 from cchet.broker.hpke import DEFAULT_SUITE
 
 __all__ = ["NodeEntry", "NodeRegistry"]
@@ -54,8 +55,11 @@ def _collect(nonce: bytes, binding: Binding) -> str:
 class NodeRegistry:
     """Node id -> appraisal result, TEE kind, GPUs and expiry."""
 
-    def __init__(self, broker_id: bytes, options: VerifyOptions, policy: Policy) -> None:
+    def __init__(
+        self, broker_id: bytes, options: VerifyOptions, policy: Policy, audit: AuditLog | None = None
+    ) -> None:
         self._broker_id = broker_id
+        self._audit = audit
         self._options = options
         self._policy = policy
         self._lock = threading.Lock()
@@ -82,7 +86,9 @@ class NodeRegistry:
             try:
                 wire = base64.b64decode(ray.get(ref, timeout=120))
             except Exception as e:  # a node that cannot attest is recorded as such, not trusted
-                self._record_failure(node_id, f"the node agent could not collect evidence: {e}")
+                reason = f"the node agent could not collect evidence: {e}"
+                self._record_failure(node_id, reason)
+                self._log(node_id, None, [reason])
                 continue
             result = appraise(
                 wire,
@@ -93,6 +99,18 @@ class NodeRegistry:
                 nonce_issued_at=issued,
             )
             self._record(node_id, result)
+            self._log(node_id, result, list(result.reasons))
+
+    def _log(self, node_id: str, result: AttestationResult | None, reasons: list[str]) -> None:
+        if self._audit is not None:
+            self._audit.record(
+                "appraisal",
+                requester=f"node={node_id} (node agent)",
+                evidence_digest=result.evidence_digest if result else None,
+                policy_id=self._policy.policy_id,
+                verdict="pass" if result is not None and result.accepted else "fail",
+                reasons=reasons,
+            )
 
     def _record(self, node_id: str, result: AttestationResult) -> None:
         kind = result.devices[0].kind if result.devices else "unknown"

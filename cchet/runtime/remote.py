@@ -43,7 +43,7 @@ class RemoteFunction:
         self._fn = fn
         self._options = options
         self._digest = function_digest(fn)
-        self._ray_fn: Any = None
+        self._ray_fns: dict[int | None, Any] = {}
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -56,12 +56,16 @@ class RemoteFunction:
         """A new handle with ``changes`` applied (validated now); this one is unchanged."""
         return RemoteFunction(self._fn, self._options.merged(**changes))
 
-    def _ray_function(self) -> Any:
-        if self._ray_fn is None:
+    def _ray_function(self, max_calls: int | None) -> Any:
+        """``ray.remote(entry)``, one per ``max_calls`` (Ray takes it only there, not in ``.options()``)."""
+        if max_calls not in self._ray_fns:
             import ray
 
-            self._ray_fn = ray.remote(_entry_for(self._fn))
-        return self._ray_fn
+            entry = _entry_for(self._fn)
+            self._ray_fns[max_calls] = (
+                ray.remote(entry) if max_calls is None else ray.remote(max_calls=max_calls)(entry)
+            )
+        return self._ray_fns[max_calls]
 
     def remote(self, *args: Any, **kwargs: Any) -> SealedRef:
         """Seal the call and submit it; returns a :class:`~cchet.SealedRef` to the sealed result.
@@ -107,10 +111,11 @@ class RemoteFunction:
         env.update(session.worker_env(scope.digest()))
         user_env = dict(opts.ray.get("runtime_env") or {})
         user_env["env_vars"] = env
-        if ray_options.get("num_gpus") and "max_calls" not in ray_options:
-            ray_options["max_calls"] = 0  # keep GPU workers (and their attestation) across calls
+        max_calls = ray_options.pop("max_calls", None)
+        if ray_options.get("num_gpus") and max_calls is None:
+            max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
         ref = (
-            self._ray_function()
+            self._ray_function(max_calls)
             .options(
                 **ray_options,
                 runtime_env=user_env,

@@ -169,7 +169,7 @@ def init(
     host = "127.0.0.1" if local else ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
     server = BrokerServer(key_broker, host).start()
     job_key = key_broker.add_key(policy=policy, kind="job")
-    registry = NodeRegistry(key_broker.broker_id, options, policy)
+    registry = NodeRegistry(key_broker.broker_id, options, policy, key_broker.audit)
     session = Session(
         session_id=os.urandom(16),
         broker=key_broker,

@@ -1,10 +1,10 @@
 """Python values as sealed parts, with large buffers sealed straight from their memory.
 
-A value is pickled with protocol 5; out-of-band buffers (numpy arrays and other PEP 574 buffers) are not
-copied into the pickle: each is sealed directly from its own memory into its own numpy array. The sealed
-value is a list of numpy ``uint8`` arrays -- part 0 the pickle, then one per buffer -- which Ray stores
-without further copies. Opening unseals each part into fresh memory, and the unpickled arrays use that
-memory directly. Each part is bound to the value's context and its index.
+A value is pickled with protocol 5 (cloudpickle, as Ray does); out-of-band buffers (numpy arrays and
+other PEP 574 buffers) are not copied into the pickle: each is sealed directly from its own memory into
+its own numpy array. The sealed value is a list of numpy ``uint8`` arrays -- part 0 the pickle, then one
+per buffer -- which Ray stores without further copies. Opening unseals each part into fresh memory, and
+the unpickled arrays use that memory directly. Each part is bound to the value's context and its index.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ def _seal_part(key: DataKey, data: memoryview, context: bytes) -> np.ndarray:
 
 def seal_value(key: DataKey, value: Any, context: bytes) -> SealedValue:
     """Pickle ``value`` and seal it in parts under ``key`` and ``context``."""
+    from ray import cloudpickle  # functions and classes defined in notebooks and tests pickle by value
+
     buffers: list[pickle.PickleBuffer] = []
-    main = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    main = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)  # type: ignore[no-untyped-call]
     parts = [_seal_part(key, memoryview(main), part_context(context, 0))]
     for i, buf in enumerate(buffers, start=1):
         parts.append(_seal_part(key, buf.raw(), part_context(context, i)))

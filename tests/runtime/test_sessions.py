@@ -1,0 +1,69 @@
+"""Session lifecycle and policy: what ``cchet.init`` promises about simulation, policies and the audit trail.
+
+Each test starts its own cchet session on the shared Ray; tests run after the module-scoped sessions of other
+files have ended (pytest runs files in order, and fixtures tear down per module).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cchet
+from cchet import Policy
+
+
+@cchet.remote(gpu="cc", num_gpus=1)
+def on_gpu(x: int) -> int:
+    return x + 1
+
+
+@cchet.remote
+def plain(x: int) -> int:
+    return x
+
+
+def test_calls_need_a_session(ray_cluster: Path) -> None:
+    with pytest.raises(cchet.CchetError, match=r"cchet\.init\(\)"):
+        plain.remote(1)
+
+
+def test_simulated_session_says_so_and_pins_the_simulator(
+    session_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = session_factory(simulate="tdx")
+    assert "SIMULATED tdx" in capsys.readouterr().err
+    assert session.policy.allow_simulation and session.policy.mrtd, "the default pins the simulator's MRTD"
+    assert cchet.get(plain.remote(5)) == 5
+    with pytest.raises(cchet.CchetError, match="already called"):
+        cchet.init(simulate="tdx")
+
+
+def test_simulated_gpu_session_runs_gpu_tasks(session_factory: Any) -> None:
+    session = session_factory(simulate="tdx+gpu")
+    entry = session.registry.entries()[0]
+    assert entry.gpus == 1 and entry.result.simulated
+    assert cchet.get(on_gpu.remote(1)) == 2
+
+
+def test_strict_policy_refuses_the_simulated_node_and_the_audit_log_says_why(
+    session_factory: Any, tmp_path: Path
+) -> None:
+    strict = Policy(name="strict", mrtd=("ab" * 48,))
+    session = session_factory(simulate="tdx", policy=strict)
+    with pytest.raises(cchet.PlacementError, match="rejected") as info:
+        plain.remote(1)
+    assert "allow_simulation" in str(info.value) and "mrtd" in str(info.value)
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    node = [r for r in records if "node agent" in r["requester"]]
+    assert node and node[-1]["verdict"] == "fail" and node[-1]["policy_id"] == strict.policy_id
+    assert any("allow_simulation" in r for r in node[-1]["reasons"])
+    assert session.policy is strict
+
+
+def test_standalone_broker_is_refused_clearly(ray_cluster: Path) -> None:
+    with pytest.raises(cchet.CchetError, match="broker="):
+        cchet.init(simulate="tdx", broker="http://127.0.0.1:1")
