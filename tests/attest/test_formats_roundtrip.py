@@ -14,6 +14,7 @@ from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
 from cchet.attest.formats.pck import parse_pck_extensions
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.formats.spdm import SpdmReport
+from cchet.errors import EvidenceFormatError
 from tests.conftest import fixture_path
 
 BINARY_QUOTES = [
@@ -107,7 +108,7 @@ def test_sgx_v3_fields_match_upstream() -> None:
 
 
 def test_kind_mismatch_is_a_format_error() -> None:
-    with pytest.raises(formats.EvidenceFormatError) as e:
+    with pytest.raises(EvidenceFormatError) as e:
         formats.parse(fixture_path("dcap_qvl/sgx_quote").read_bytes(), kind="tdx")
     assert e.value.field == "header.tee_type"
 

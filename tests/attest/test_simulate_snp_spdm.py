@@ -77,3 +77,10 @@ def test_spdm_report_layout_matches_real(authority: SimulatedAuthority) -> None:
     key = leaf.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
     key.verify(der_from_raw(raw[-96:]), raw[:-96], ec.ECDSA(hashes.SHA384()))
+
+
+def test_snp_versions(authority: SimulatedAuthority) -> None:
+    v2, _ = simulate_snp_report(authority, report_data=bytes(64), version=2)
+    assert v2.version == 2 and v2.product is None and formats.parse(v2.to_bytes()) == v2
+    v5, _ = simulate_snp_report(authority, report_data=bytes(64), version=5)
+    assert v5.version == 5 and v5.product == "Genoa" and formats.parse(v5.to_bytes()) == v5

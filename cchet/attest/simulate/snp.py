@@ -1,4 +1,4 @@
-"""Simulated SEV-SNP attestation reports (version 3, Genoa layout), signed by the simulated VCEK.
+"""Simulated SEV-SNP attestation reports (version 3 by default, Genoa layout), signed by the simulated VCEK.
 
 SIMULATED EVIDENCE PROTECTS NOTHING (see :mod:`cchet.attest.simulate.authority`). The report has the real
 size, offsets and signature encoding: ECDSA P-384/SHA-384 over bytes [0, 0x2A0), r and s little-endian in
@@ -39,12 +39,16 @@ def simulate_snp_report(
     vmpl: int = 0,
     tcb: tuple[int, int, int, int] = SIM_SNP_TCB,
     guest_svn: int = 0,
+    version: int = 3,
 ) -> tuple[SnpReport, bytes]:
     """A SIMULATED SNP report and its PEM chain (VCEK, ASK, ARK).
 
     ``report_data`` must be exactly 64 bytes, ``measurement`` 48 and ``host_data`` 32 (``ValueError``
-    otherwise). ``debug`` sets policy bit 19.
+    otherwise). ``debug`` sets policy bit 19. ``version`` 2 leaves out the CPUID fields (as Milan firmware
+    before 1.55 does); 3 and later carry them (Genoa family 0x19, model 0x11).
     """
+    if version < 2:
+        raise ValueError("SNP report versions start at 2")
     if len(report_data) != 64:
         raise ValueError("report_data must be exactly 64 bytes")
     if measurement is None:
@@ -53,7 +57,7 @@ def simulate_snp_report(
         raise ValueError("measurement must be 48 bytes and host_data 32 bytes")
     raw_tcb = encode_genoa_tcb(tcb)
     unsigned = SnpReport(
-        version=3,
+        version=version,
         guest_svn=guest_svn,
         policy=policy | (POLICY_DEBUG if debug else 0),
         family_id=bytes(16),
@@ -71,9 +75,9 @@ def simulate_snp_report(
         report_id=os.urandom(32),
         report_id_ma=b"\xff" * 32,
         reported_tcb=raw_tcb,
-        cpuid_fam_id=0x19,
-        cpuid_mod_id=0x11,
-        cpuid_step=0x01,
+        cpuid_fam_id=0x19 if version >= 3 else 0,
+        cpuid_mod_id=0x11 if version >= 3 else 0,
+        cpuid_step=0x01 if version >= 3 else 0,
         chip_id=authority.amd_chip_id,
         committed_tcb=raw_tcb,
         current_build=21,
