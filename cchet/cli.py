@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "cchet.bench.commands",
     "cchet.broker.commands",
     "cchet.attest.commands",
+    "cchet.platform.commands",
 )
 
 
