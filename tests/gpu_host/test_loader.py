@@ -6,6 +6,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from cchet.gpu import geometry, loader
 from cchet.gpu import schedule as sched
 
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
+GPU_TESTS = Path(__file__).resolve().parents[1] / "gpu"
 
 
 def test_import_cchet_gpu_imports_no_cupy() -> None:
@@ -64,3 +66,17 @@ def test_module_without_cupy_names_the_fix() -> None:
         loader.module(0)
     with pytest.raises(DeviceUnavailable, match="CuPy"):
         loader.precompile()
+
+
+def test_device_tests_collect_without_ray_or_cupy() -> None:
+    code = (
+        "import sys, pytest; "
+        "rc = pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', '-m', 'gpu', "
+        f"{str(GPU_TESTS)!r}]); "
+        "print('LOADED', [m for m in ('ray', 'cupy') if m in sys.modules], rc)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=GPU_TESTS.parents[1]
+    )
+    assert "LOADED [] 0" in out.stdout, out.stdout + out.stderr
+    assert "tests collected" in out.stdout
