@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Callable
 from typing import Any
 
-from cchet.runtime.contexts import Role, context
 from cchet.runtime.digest import function_digest
+from cchet.runtime.envelope import seal_call
 from cchet.runtime.options import TaskOptions, validate_options
 from cchet.runtime.sealedref import Descriptor, SealedRef
-from cchet.runtime.values import seal_value
 
 __all__ = ["RemoteFunction", "remote"]
 
@@ -78,31 +76,16 @@ class RemoteFunction:
         opts = self._options
         nodes = require_placement(opts.tee, opts.gpu)
         out_key = session.key_for_policy(opts.policy)
-        call_id = os.urandom(16)
-        sid, digest = session.session_id, self._digest
-        payloads: list[Any] = []
-        key_ids = {session.job_key.key_id, out_key.key_id, *opts.keys}
-
-        def slot(i: int, value: Any) -> dict[str, Any]:
-            payloads.append(None)
-            index = len(payloads) - 1
-            if isinstance(value, SealedRef):
-                payloads[index] = value.ref
-                key_ids.add(value.descriptor.key_id)
-                return {"kind": "ref", "payload": index, "descriptor": value.descriptor.to_json()}
-            payloads[index] = seal_value(session.job_key, value, context(Role.ARG, sid, digest, call_id, i))
-            return {"kind": "inline", "payload": index}
-
-        call_args = [slot(i, v) for i, v in enumerate(args)]
-        call_kwargs = {name: slot(len(args) + j, kwargs[name]) for j, name in enumerate(sorted(kwargs))}
-        call = {"function_digest": digest.hex(), "args": call_args, "kwargs": call_kwargs}
-        envelope = seal_value(session.job_key, call, context(Role.CALL, sid, digest, call_id))
-        meta = {
-            "session_id": sid.hex(),
-            "call_id": call_id.hex(),
-            "key_ids": sorted(k.hex() for k in key_ids),
-            "output_key_id": out_key.key_id.hex(),
-        }
+        sealed = seal_call(
+            session_id=session.session_id,
+            function_digest=self._digest,
+            job_key=session.job_key,
+            output_key=out_key,
+            args=args,
+            kwargs=kwargs,
+            extra_key_ids=opts.keys,
+        )
+        key_ids = sealed.key_ids
         scope = hashlib.sha256(
             b"".join(sorted(key_ids)) + (opts.policy.policy_id.encode() if opts.policy else b"")
         )
@@ -121,9 +104,9 @@ class RemoteFunction:
                 runtime_env=user_env,
                 label_selector={"ray.io/node-id": f"in({','.join(nodes)})"},
             )
-            .remote(meta, envelope, *payloads)
+            .remote(sealed.meta, sealed.envelope, *sealed.payloads)
         )
-        return SealedRef(ref, Descriptor(sid, digest, call_id, 0, out_key.key_id))
+        return SealedRef(ref, Descriptor(session.session_id, self._digest, sealed.call_id, 0, out_key.key_id))
 
 
 def remote(*args: Any, **options: Any) -> Any:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ class Session:
         with _lock:
             key = self.policy_keys.get(policy.policy_id)
             if key is None:
-                key = self.broker.add_key(policy=policy, kind="job")
+                key = self.broker.add_key(policy=policy, kind="job", expires=time.time() + JOB_KEY_LIFETIME_S)
                 self.policy_keys[policy.policy_id] = key
                 self.keys[key.key_id] = key
         return key
@@ -77,6 +78,14 @@ class Session:
             env[ENV["simulate"]] = self.simulate
             env[ENV["sim_key_dir"]] = str(self.sim_key_dir)
         return env
+
+
+JOB_KEY_LIFETIME_S = 24 * 3600
+
+
+def default_broker_state() -> Path:
+    """``$XDG_STATE_HOME/cchet/broker`` (``~/.local/state/cchet/broker``)."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "cchet" / "broker"
 
 
 def current() -> Session:
@@ -105,6 +114,7 @@ def init(
     policy: Policy | None = None,
     broker: str | None = None,
     audit_log: str | os.PathLike[str] | None = None,
+    broker_state: str | os.PathLike[str] | None = None,
     **ray_init_kwargs: Any,
 ) -> Session:
     """Start (or join) Ray, start the key broker, attest the nodes, and make this the current session.
@@ -113,7 +123,10 @@ def init(
     TEE: it says so on start-up, and simulated TEEs protect nothing. Without an ``address`` a fresh local Ray
     is started (``address="local"``). With ``simulate`` and no ``policy``, the policy pins the simulator's
     measurements and allows simulation; an explicit ``policy`` keeps its own ``allow_simulation``.
-    ``audit_log`` records every key-release decision. Other keyword arguments go to ``ray.init``.
+    ``audit_log`` records every key-release decision. ``broker_state`` is the broker's state directory
+    (master key, key store); with an ``audit_log`` it defaults to ``$XDG_STATE_HOME/cchet/broker`` so that
+    the log stays verifiable (``cchet audit verify LOG --state DIR``) after this process ends. Other keyword
+    arguments go to ``ray.init``.
     """
     global _session  # noqa: PLW0603 - the one session of this driver
     import ray
@@ -160,15 +173,18 @@ def init(
         ray_init_kwargs.setdefault("log_to_driver", True)
         ray.init(address=address, **ray_init_kwargs)
         started = True
+    if broker_state is None and audit_log is not None:
+        broker_state = default_broker_state()
     key_broker = KeyBroker(
         appraiser=EvidenceAppraiser(options),
         default_policy=policy,
+        state_dir=None if broker_state is None else Path(broker_state),
         audit_log=None if audit_log is None else Path(audit_log),
     )
     local = address in (None, "local")
     host = "127.0.0.1" if local else ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
     server = BrokerServer(key_broker, host).start()
-    job_key = key_broker.add_key(policy=policy, kind="job")
+    job_key = key_broker.add_key(policy=policy, kind="job", expires=time.time() + JOB_KEY_LIFETIME_S)
     registry = NodeRegistry(key_broker.broker_id, options, policy, key_broker.audit)
     session = Session(
         session_id=os.urandom(16),

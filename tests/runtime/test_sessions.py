@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import cchet
-from cchet import Policy
+from cchet import IntegrityError, Policy
+from cchet.runtime.sealedref import SealedRef
 
 
 @cchet.remote(gpu="cc", num_gpus=1)
@@ -62,6 +63,33 @@ def test_strict_policy_refuses_the_simulated_node_and_the_audit_log_says_why(
     assert node and node[-1]["verdict"] == "fail" and node[-1]["policy_id"] == strict.policy_id
     assert any("allow_simulation" in r for r in node[-1]["reasons"])
     assert session.policy is strict
+
+
+@cchet.remote
+def record(marker: str, a: Any) -> Any:
+    Path(marker).write_text("ran")
+    return a
+
+
+def test_a_result_replayed_from_another_session(session_factory: Any, tmp_path: Path) -> None:
+    """The object behind a new session's ref is replaced by an old session's result: refused, nothing runs."""
+    import ray
+
+    marker = tmp_path / "marker"
+    session_factory(simulate="tdx")
+    old = record.remote(str(marker), "old session")
+    old_bytes = ray.get(old.ref)
+    cchet.shutdown()
+    session_factory(simulate="tdx")
+    new = record.remote(str(marker), "new session")
+    assert cchet.get(new) == "new session"
+    replay = SealedRef(ray.put(old_bytes), new.descriptor)
+    with pytest.raises(IntegrityError):
+        cchet.get(replay)
+    marker.unlink()
+    with pytest.raises(IntegrityError):
+        cchet.get(record.remote(str(marker), replay))
+    assert not marker.exists(), "the task body ran on a replayed argument"
 
 
 def test_standalone_broker_is_refused_clearly(ray_cluster: Path) -> None:

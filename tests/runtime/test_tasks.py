@@ -154,4 +154,3 @@ def test_no_qualifying_node_fails_at_once(tdx_session: Any) -> None:
     assert "accepted" in str(info.value)
     with pytest.raises(PlacementError, match="gpu='cc'"):
         add.options(gpu="cc", num_gpus=1).remote(1, 1)
-
