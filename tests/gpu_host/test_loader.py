@@ -80,3 +80,39 @@ def test_device_tests_collect_without_ray_or_cupy() -> None:
     )
     assert "LOADED [] 0" in out.stdout, out.stdout + out.stderr
     assert "tests collected" in out.stdout
+
+
+def test_public_names_resolve_lazily() -> None:
+    import cchet.gpu
+    import cchet.platform
+
+    for name in cchet.gpu.__all__:
+        assert getattr(cchet.gpu, name) is not None
+    for name in cchet.platform.__all__:
+        assert getattr(cchet.platform, name) is not None
+    with pytest.raises(AttributeError):
+        _ = cchet.gpu.nothing_here
+
+
+def test_bench_script_runs_on_the_fake_device(tmp_path: Path) -> None:
+    bench = GPU_TESTS.parents[1] / "bench" / "bench_gpu.py"
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, str(bench), str(out), "--fake", "--repeats", "5"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=GPU_TESTS.parents[1],
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    import json
+
+    result = json.loads(out.read_text())
+    assert result["device"]["simulated"] is True
+    assert set(result["channel"]["threads_1"]["median_s"]) == {
+        "pinned_copy",
+        "h2d_channel",
+        "d2h_channel",
+        "h2d_presealed",
+    }
