@@ -1,0 +1,153 @@
+"""The leak scan: plant canaries everywhere a task's data goes, make Ray spill, and look for them in what Ray,
+the host and the cloud can read -- raylet and GCS memory, the session directory, spill files and logs.
+
+The same scan over the same workload as plain ``ray.remote`` must find its canary: that proves the scanner
+sees what it claims to see. cchet's canaries (data, and the bytes of a key released to the worker) must not
+be found anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import cchet
+from cchet.hazmat import data_key_from_bytes
+
+pytestmark = pytest.mark.slow
+
+SPILL_OBJECTS = 10
+SPILL_BYTES = 10 * 1024 * 1024  # 10 x 10 MiB against an 80 MiB object store: Ray must spill
+
+
+def _patterns(raw: bytes) -> list[bytes]:
+    return [raw, raw.hex().encode(), base64.b64encode(raw)]
+
+
+def _scan_files(root: Path, patterns: list[bytes]) -> Counter[str]:
+    hits: Counter[str] = Counter()
+    for path in root.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if any(p in data for p in patterns):
+            kind = "spill" if "spill" in str(path) else "logs" if "logs" in str(path) else "session"
+            hits[kind] += 1
+    return hits
+
+
+def _scan_memory(pid: int, patterns: list[bytes]) -> int:
+    hits = 0
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]", "[vdso]")):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                region = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            hits += sum(region.count(p) for p in patterns)
+    return hits
+
+
+def _ray_daemons() -> dict[str, int]:
+    import psutil
+
+    found = {}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        name = proc.info["name"] or ""
+        cmd = " ".join(proc.info["cmdline"] or [])
+        for daemon in ("raylet", "gcs_server"):
+            if daemon in name or f"/{daemon} " in cmd:
+                found[daemon] = proc.pid
+    return found
+
+
+def scan(root: Path, raw: bytes) -> Counter[str]:
+    patterns = _patterns(raw)
+    hits = _scan_files(root, patterns)
+    for name, pid in _ray_daemons().items():
+        n = _scan_memory(pid, patterns)
+        if n:
+            hits[f"{name} memory"] += n
+    return hits
+
+
+def _canary() -> bytes:
+    return b"canary-" + os.urandom(12).hex().encode()
+
+
+@pytest.fixture(scope="module")
+def scans(ray_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    import ray
+
+    session = cchet.init(simulate="tdx", audit_log=tmp_path_factory.mktemp("leak") / "audit.jsonl")
+    try:
+        data_canary, plain_canary = _canary(), _canary()
+        key_canary = os.urandom(32)
+        key = data_key_from_bytes(key_canary, os.urandom(16))
+        session.broker.add_key(key)
+
+        @cchet.remote(keys=[key])
+        def confidential(x: bytes, blob: np.ndarray, fail: bool) -> bytes:
+            print(x.decode())
+            logging.getLogger("leaky").warning("%s", x.decode())
+            if fail:
+                raise ValueError(x.decode())
+            return x + bytes(blob[:8])
+
+        @ray.remote
+        def plain(x: bytes, blob: np.ndarray, fail: bool) -> bytes:
+            print(x.decode())
+            logging.getLogger("leaky").warning("%s", x.decode())
+            if fail:
+                raise ValueError(x.decode())
+            return x + bytes(blob[:8])
+
+        def blob(c: bytes) -> np.ndarray:
+            return np.frombuffer(c * (SPILL_BYTES // len(c)), dtype=np.uint8).copy()
+
+        assert cchet.get(confidential.remote(data_canary, blob(data_canary), False)).startswith(data_canary)
+        with pytest.raises(ValueError, match="canary"):
+            cchet.get(confidential.remote(data_canary, blob(data_canary), True))
+        held = [cchet.put(blob(data_canary)) for _ in range(SPILL_OBJECTS)]
+        assert ray.get(plain.remote(plain_canary, blob(plain_canary), False)).startswith(plain_canary)
+        with pytest.raises(ValueError, match="canary"):
+            ray.get(plain.remote(plain_canary, blob(plain_canary), True))
+        held_plain = [ray.put(blob(plain_canary)) for _ in range(SPILL_OBJECTS)]
+        results = {
+            "cchet data": scan(ray_cluster, data_canary),
+            "cchet key": scan(ray_cluster, key_canary),
+            "plain data": scan(ray_cluster, plain_canary),
+        }
+        del held, held_plain
+        yield results
+    finally:
+        cchet.shutdown()
+
+
+def test_the_scanner_finds_plain_rays_canary(scans: dict[str, Counter[str]], report: list[str]) -> None:
+    plain = scans["plain data"]
+    report.append(f"leak scan, plain Ray canary found in: {dict(plain)}")
+    assert plain["logs"] > 0, "plain Ray's printed canary is in the worker logs"
+    assert plain["spill"] > 0 or plain["raylet memory"] > 0, "plain Ray's objects hold the canary"
+
+
+def test_cchet_leaks_no_data_and_no_key(scans: dict[str, Counter[str]], report: list[str]) -> None:
+    report.append(f"leak scan, cchet data canary found in: {dict(scans['cchet data']) or 'nothing'}")
+    report.append(f"leak scan, cchet key canary found in: {dict(scans['cchet key']) or 'nothing'}")
+    assert scans["cchet data"] == Counter(), scans["cchet data"]
+    assert scans["cchet key"] == Counter(), scans["cchet key"]
