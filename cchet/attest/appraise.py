@@ -20,6 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+
 from cchet.attest.binding import Binding, compute_report_data, gpu_nonce, report_data_matches
 from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
 from cchet.attest.formats.snp import POLICY_MIGRATE_MA, POLICY_SMT, SnpReport
@@ -232,6 +234,9 @@ def appraise(
         failures.extend(e.failures)
     except AttestationError as e:
         failures.append(str(e))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        # cryptography refusing a malformed certificate or key deep inside the evidence
+        failures.append(f"evidence could not be verified: {type(e).__name__}: {e}")
     # Unverified evidence that names a SIMULATED authority is stamped so too (it cannot be anything better).
     simulated = verified.simulated if verified else is_simulated(evidence)
     r = _Rules()

@@ -154,3 +154,54 @@ def test_importing_cchet_loads_no_heavy_optional_modules() -> None:
         "assert 'cryptography.x509' not in sys.modules, 'x509 loaded at import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_mutated_evidence_never_raises(authority: SimulatedAuthority) -> None:
+    """Tampered reports and certificate text give reasons, never exceptions (cryptography's own errors on
+    malformed certificates included), and tampered signed bytes are never accepted."""
+    import base64
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from cchet.attest.formats.certchain import parse_pem_chain
+
+    seeds = [simulate_composite(authority, k, nonce=NONCE, binding=BINDING, gpus=1) for k in ("tdx", "snp")]
+    opts = simulation_options(authority, now=NOW)
+    targets = [("cpu", "report"), ("gpus", 0, "report"), ("cpu", "certificates"), ("gpus", 0, "certificates")]
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        seed=st.sampled_from(seeds),
+        where=st.sampled_from(targets),
+        pos=st.integers(0, 10**6),
+        bit=st.integers(0, 7),
+        char=st.sampled_from("ABCDEFabcdef0123456789+/"),
+    )
+    def run(
+        seed: cchet.attest.CompositeEvidence, where: tuple[object, ...], pos: int, bit: int, char: str
+    ) -> None:
+        doc = json.loads(seed.to_bytes())
+        target = doc
+        for key in where[:-1]:
+            target = target[key]  # type: ignore[index]
+        value = target[where[-1]]  # type: ignore[index]
+        if where[-1] == "report":
+            raw = bytearray(base64.b64decode(value))
+            raw[pos % len(raw)] ^= 1 << bit
+            target[where[-1]] = base64.b64encode(raw).decode()  # type: ignore[index]
+        elif value:
+            text = list(value)
+            text[pos % len(text)] = char
+            target[where[-1]] = "".join(text)  # type: ignore[index]
+        result = appraise(json.dumps(doc).encode(), ALLOW, nonce=NONCE, binding=BINDING, options=opts)
+        if result.accepted and where[-1] == "report":
+            changed = base64.b64decode(target[where[-1]]) != base64.b64decode(value)  # type: ignore[index]
+            # only bytes no signature covers may differ: a quote's PEM chain text (the chains still verify)
+            assert not changed or (where[0] == "cpu" and seed.cpu.kind == "tdx")
+        if result.accepted and where[-1] == "certificates" and value:
+            before = parse_pem_chain(value.encode()).ders
+            after = parse_pem_chain(target[where[-1]].encode()).ders  # type: ignore[index]
+            assert after == before[: len(after)]  # at most the root copy went missing; no certificate changed
+
+    run()

@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from cchet.errors import EvidenceFormatError
 
-__all__ = ["CertificateChain", "parse_pem_chain"]
+__all__ = ["CertificateChain", "load_certificate", "parse_pem_chain"]
 
 _BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
@@ -31,18 +32,28 @@ class CertificateChain:
 
     def certificates(self) -> list[x509.Certificate]:
         """The certificates, leaf first. Raises :class:`EvidenceFormatError` if one does not decode."""
-        out = []
-        for i, der in enumerate(self.ders):
-            try:
-                out.append(x509.load_der_x509_certificate(der))
-            except ValueError as e:
-                raise EvidenceFormatError(
-                    f"certificate {i} does not decode: {e}", field=f"certificate[{i}]"
-                ) from None
-        return out
+        return [load_certificate(der, field=f"certificate[{i}]") for i, der in enumerate(self.ders)]
 
     def to_bytes(self) -> bytes:
         return self.text
+
+
+def load_certificate(data: bytes, *, field: str = "certificate") -> x509.Certificate:
+    """Decodes one DER (or PEM) certificate and every part verification reads (names, validity, extensions,
+    public key), so that a malformed certificate fails here, as :class:`EvidenceFormatError`, and not halfway
+    through a verification."""
+    try:
+        pem = data.lstrip().startswith(b"-----")
+        cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
+        for _ext in cert.extensions:
+            pass
+        cert.public_key()
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as e:
+        raise EvidenceFormatError(f"certificate does not decode: {e}", field=field) from None
+    return cert
 
 
 def parse_pem_chain(text: bytes) -> CertificateChain:

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from cchet.attest.verify.options import TrustAnchor
@@ -36,7 +36,7 @@ def verify_chain(
     for i in range(len(certs) - 1):
         try:
             certs[i].verify_directly_issued_by(certs[i + 1])
-        except (ValueError, TypeError, InvalidSignature) as e:
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as e:
             failures.append(
                 f"{what}: certificate {i} is not signed by certificate {i + 1}: {e or 'bad signature'}"
             )
@@ -49,7 +49,7 @@ def verify_chain(
         root = x509.load_der_x509_certificate(anchor.certificate_der)
         try:
             last.verify_directly_issued_by(root)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
         return anchor, failures
     failures.append(f"{what}: chain does not end at a trusted root (last: {last.subject.rfc4514_string()})")

@@ -21,7 +21,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cchet.attest.formats.certchain import parse_pem_chain
+from cchet.attest.formats.certchain import load_certificate, parse_pem_chain
 from cchet.attest.formats.dcap import Quote, TdReportBody
 from cchet.attest.formats.pck import PckExtensions, parse_pck_extensions
 from cchet.attest.rawsig import public_key_from_point
@@ -61,10 +61,7 @@ class QuoteCheck:
 
 
 def _certs(pems: tuple[bytes, ...], what: str) -> list[x509.Certificate]:
-    try:
-        return [x509.load_pem_x509_certificate(p) for p in pems]
-    except ValueError as e:
-        raise EvidenceFormatError(f"{what} does not decode: {e}", field=what) from None
+    return [load_certificate(p, field=f"{what}[{i}]") for i, p in enumerate(pems)]
 
 
 def _parse_time(text: str) -> dt.datetime:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -18,7 +18,10 @@ def ecdsa_valid(
     """True when ``raw`` (r||s) is a valid ECDSA signature of ``message``.
 
     SHA-256 is used with P-256 keys, SHA-384 with P-384 keys."""
-    pub = key.public_key() if isinstance(key, x509.Certificate) else key
+    try:
+        pub = key.public_key() if isinstance(key, x509.Certificate) else key
+    except (ValueError, UnsupportedAlgorithm):
+        return False
     if not isinstance(pub, ec.EllipticCurvePublicKey):
         return False
     algo = hashes.SHA384() if pub.curve.key_size >= 384 else hashes.SHA256()
