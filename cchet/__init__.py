@@ -7,6 +7,8 @@ neither Ray nor CuPy.
 The public names are listed in ``docs/api.md``; a test keeps ``__all__`` equal to that list.
 """
 
+from typing import TYPE_CHECKING
+
 from cchet._version import __version__
 from cchet.attest.appraise import appraise
 from cchet.attest.policy import Policy
@@ -66,6 +68,12 @@ __all__ = [
     "unseal",
     "unseal_into",
 ]
+
+if TYPE_CHECKING:  # the lazily loaded names, for type checkers
+    from cchet.runtime.objects import get, put
+    from cchet.runtime.remote import remote
+    from cchet.runtime.sealedref import SealedRef
+    from cchet.runtime.session import init, shutdown
 
 # Loaded on first use, so that ``import cchet`` imports no Ray: name -> module that defines it.
 _LAZY = {
