@@ -207,3 +207,31 @@ def test_gpu_evidence_index_order_is_enforced(authority: SimulatedAuthority) -> 
         CompositeEvidence(ev.cpu, (ev.gpus[1], ev.gpus[0]))
     with pytest.raises(ValueError, match="ascending"):
         CompositeEvidence(ev.cpu, (ev.gpus[0], GpuEvidence(0, ev.gpus[1].report, ev.gpus[1].certificates)))
+
+
+def test_simulated_event_log_replays_and_tampering_is_caught(authority: SimulatedAuthority) -> None:
+    events = [(0, b"firmware"), (1, b"kernel"), (1, b"initrd"), (2, b"cmdline"), (3, b"app")]
+    ev = simulate_composite(authority, "tdx", report_data=bytes(64), cpu={"events": events})
+    assert ev.cpu.event_log is not None and len(ev.cpu.event_log.events) == 5
+    opts = simulation_options(authority, now=NOW)
+    SimulatedVerifier().verify(ev, opts)
+    assert formats.parse(ev.to_bytes()) == ev
+    log = ev.cpu.event_log
+    forged_event = dataclasses.replace(log.events[1], digests=((0x000C, bytes(48)),))
+    forged = dataclasses.replace(log, events=(log.events[0], forged_event, *log.events[2:]))
+    bad = dataclasses.replace(ev, cpu=dataclasses.replace(ev.cpu, event_log=forged))
+    with pytest.raises(VerificationError, match="RTMR1"):
+        SimulatedVerifier().verify(bad, opts)
+
+
+def test_real_ccel_matches_its_quote() -> None:
+    from cchet.attest.formats.ccel import parse_ccel
+    from cchet.attest.verify.event_log import check_event_log
+
+    quote = formats.parse(fixture_path("go_tdx_guest/ccel/cos-113-tdx-quote.dat").read_bytes())
+    assert isinstance(quote, Quote)
+    log = parse_ccel(fixture_path("go_tdx_guest/ccel/ccel_data.dat").read_bytes())
+    assert check_event_log(quote, log) == []
+    other = formats.parse(fixture_path("dcap_qvl/tdx_quote").read_bytes())
+    assert isinstance(other, Quote)
+    assert len(check_event_log(other, log)) >= 3

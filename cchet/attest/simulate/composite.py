@@ -14,6 +14,7 @@ from cchet.attest.binding import Binding, compute_report_data, gpu_nonce
 from cchet.attest.evidence import CompositeEvidence, CpuEvidence, GpuEvidence
 from cchet.attest.formats.dcap import Quote
 from cchet.attest.simulate.authority import SimulatedAuthority
+from cchet.attest.simulate.ccel import simulate_event_log
 from cchet.attest.simulate.dcap import simulate_sgx_quote, simulate_tdx_quote
 from cchet.attest.simulate.snp import simulate_snp_report
 from cchet.attest.simulate.spdm import simulate_spdm_report
@@ -40,7 +41,9 @@ def simulate_composite(
     the CPU report data is :func:`compute_report_data` over the binding, the nonce and the GPU reports. With
     ``report_data`` instead: exactly those 64 bytes, and GPUs answer random nonces. ``cpu`` and ``gpu`` pass
     measurements and other fields to :func:`simulate_tdx_quote` / :func:`simulate_snp_report` /
-    :func:`simulate_sgx_quote` and :func:`simulate_spdm_report`. Raises ``ValueError`` on a bad combination.
+    :func:`simulate_sgx_quote` and :func:`simulate_spdm_report`; for TDX, ``cpu={"events": [(rtmr, data),
+    ...]}`` attaches a simulated event log and sets the RTMRs to its replay. Raises ``ValueError`` on a bad
+    combination.
     """
     if kind not in CPU_KINDS:
         raise ValueError(f"kind must be one of {', '.join(CPU_KINDS)}")
@@ -61,8 +64,12 @@ def simulate_composite(
     kwargs = dict(cpu or {})
     cpu_evidence: CpuEvidence
     if kind == "tdx":
+        events = kwargs.pop("events", None)
+        log = None
+        if events is not None:
+            log, kwargs["rtmrs"] = simulate_event_log(events)
         quote: Quote = simulate_tdx_quote(authority, report_data=report_data, **kwargs)
-        cpu_evidence = CpuEvidence(quote)
+        cpu_evidence = CpuEvidence(quote, b"", log)
     elif kind == "sgx":
         cpu_evidence = CpuEvidence(simulate_sgx_quote(authority, report_data=report_data, **kwargs))
     else:

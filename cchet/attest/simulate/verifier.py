@@ -1,7 +1,8 @@
 """The minimal verifier for SIMULATED evidence: signatures and chains against the simulated roots only.
 
 It runs the same checks the real verifiers build on (:mod:`cchet.attest.verify`): for quotes the quote and
-QE signatures, the QE binding, the PCK chain and TCB status from (simulated) collateral; for SNP the VCEK
+QE signatures, the QE binding, the PCK chain, TCB status from (simulated) collateral and the replay of a
+TDX event log when one is attached; for SNP the VCEK
 chain, the report signature and the key's TCB; for GPUs the device chain, the SPDM signature and the FWID.
 It trusts simulated anchors only: real evidence never verifies here, whatever anchors the options carry, so
 nothing real can be accepted without the revocation and collateral checks of the real verifiers.
@@ -17,6 +18,7 @@ from cchet.attest.formats.dcap import Quote
 from cchet.attest.simulate.authority import SimulatedAuthority
 from cchet.attest.simulate.dcap import simulated_collateral
 from cchet.attest.verify.dcap import check_quote
+from cchet.attest.verify.event_log import check_event_log
 from cchet.attest.verify.gpu import check_gpu
 from cchet.attest.verify.options import TrustAnchor, VerifyOptions, default_options
 from cchet.attest.verify.snp import check_snp
@@ -62,6 +64,7 @@ class SimulatedVerifier:
             collateral = options.intel_collateral(report) if options.intel_collateral else None
             qc = check_quote(report, sim("intel"), now, collateral)
             failures.extend(qc.failures)
+            failures.extend(check_event_log(report, evidence.cpu.event_log))
             anchor, tcb_status, advisories = qc.anchor, qc.tcb_status, qc.advisory_ids
         else:
             sc = check_snp(report, evidence.cpu.certificates, sim("amd"), now)
