@@ -235,3 +235,28 @@ def test_real_ccel_matches_its_quote() -> None:
     other = formats.parse(fixture_path("dcap_qvl/tdx_quote").read_bytes())
     assert isinstance(other, Quote)
     assert len(check_event_log(other, log)) >= 3
+
+
+def test_a_leaf_cannot_issue_certificates(authority: SimulatedAuthority) -> None:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from cchet.attest.verify.chain import verify_chain
+
+    leaf = authority.certs["nvidia_leaf"]
+    key = ec.generate_private_key(ec.SECP384R1())
+    rogue = (
+        cx509.CertificateBuilder()
+        .subject_name(cx509.Name([cx509.NameAttribute(cx509.NameOID.COMMON_NAME, "rogue")]))
+        .issuer_name(leaf.subject)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .sign(authority.keys["nvidia_leaf"], hashes.SHA384())
+    )
+    anchor = TrustAnchor("nvidia", authority.der("nvidia_root"), simulated=True)
+    reached, failures = verify_chain([rogue, leaf, authority.certs["nvidia_root"]], [anchor], NOW, what="gpu")
+    assert reached == anchor
+    assert failures == ["gpu: certificate 1 issues certificate 0 but is not a CA"]

@@ -20,8 +20,9 @@ def verify_chain(
 ) -> tuple[TrustAnchor | None, list[str]]:
     """Checks ``certs`` (leaf first). Returns the anchor reached (None if none) and every failure found.
 
-    The last certificate must be byte-identical to an anchor, or be issued by one. Every link's signature
-    and every certificate's validity window at ``now`` are checked independently.
+    The last certificate must be byte-identical to an anchor, or be issued by one. Every link's signature,
+    every issuer's CA flag and every certificate's validity window at ``now`` are checked independently.
+    Not checked: revocation, path length, key usage and name constraints (the real verifiers add them).
     """
     failures: list[str] = []
     if not certs:
@@ -33,6 +34,13 @@ def verify_chain(
                 f"is not valid at {now.isoformat()} "
                 f"(valid {cert.not_valid_before_utc.isoformat()}..{cert.not_valid_after_utc.isoformat()})"
             )
+    for i in range(1, len(certs)):
+        try:
+            ca = certs[i].extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            ca = False
+        if not ca:
+            failures.append(f"{what}: certificate {i} issues certificate {i - 1} but is not a CA")
     for i in range(len(certs) - 1):
         try:
             certs[i].verify_directly_issued_by(certs[i + 1])
