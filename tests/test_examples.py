@@ -1,0 +1,33 @@
+"""The quickstart that ``make demo`` runs works end to end (a real local Ray in a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    env = dict(os.environ, HOME=str(tmp_path), RAY_USAGE_STATS_ENABLED="0")
+    env.pop("CCHET_SIM_KEY_DIR", None)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "SIMULATED tdx" in out.stderr
+    for line in ("1. cchet", "2. confidential pipeline -> {'mean_risk'", "3. refused placement", "intact: True"):
+        assert line in out.stdout, out.stdout
+    assert "score: 200000 records, inside the TEE" in out.stdout
