@@ -9,7 +9,6 @@ import struct
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -38,6 +37,7 @@ from cchet.attest.simulate import (
 from cchet.attest.verify import TrustAnchor
 from cchet.attest.verify.snp import check_snp
 from cchet.errors import AttestationError, DeviceUnavailable
+from cchet.platform.fake_nvml import FakeGpu, FakeNvml
 from tests.attest.conftest import NOW
 from tests.conftest import fixture_path
 
@@ -167,56 +167,37 @@ def test_gramine_checks(tmp_path: Path) -> None:
         GramineAttester(tmp_path).collect(bytes(32))
 
 
-class FakeNvml:
-    """The pynvml calls the attester uses, serving fixed or generated SPDM reports."""
-
-    def __init__(self, reports: Any, chain: bytes, *, cc: int = 1, count: int = 1, pad: bool = False) -> None:
-        self.reports, self.chain, self.cc, self.count, self.pad = reports, chain, cc, count, pad
-        self.inits = 0
-
-    def nvmlInit(self) -> None:
-        self.inits += 1
-
-    def nvmlSystemGetConfComputeState(self) -> Any:
-        return SimpleNamespace(ccFeature=self.cc)
-
-    def nvmlDeviceGetCount(self) -> int:
-        return self.count
-
-    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
-        return i
-
-    def nvmlDeviceGetConfComputeGpuAttestationReport(self, handle: int, nonce: bytes) -> Any:
-        raw = self.reports(handle, nonce) if callable(self.reports) else self.reports
-        buffer = raw + bytes(0x2000 - len(raw))  # NVML's fixed-size buffer
-        return SimpleNamespace(attestationReport=buffer, attestationReportSize=0 if self.pad else len(raw))
-
-    def nvmlDeviceGetConfComputeGpuCertificate(self, handle: int) -> Any:
-        return SimpleNamespace(
-            attestationCertChain=self.chain + bytes(64), attestationCertChainSize=len(self.chain)
-        )
+HOPPER_REPORT = "nvidia_attestation_sdk/unit_testdata/hopperAttestationReport.txt"
+HOPPER_CHAIN = "nvidia_attestation_sdk/unit_testdata/hopperCertChain.txt"
 
 
-@pytest.mark.parametrize("pad", [False, True])
-def test_nvml_serves_a_real_hopper_report(pad: bool) -> None:
-    text = (
-        fixture_path("nvidia_attestation_sdk/unit_testdata/hopperAttestationReport.txt").read_text().strip()
-    )
-    raw = bytes.fromhex(text)
-    chain = fixture_path("nvidia_attestation_sdk/unit_testdata/hopperCertChain.txt").read_bytes()
-    attester = NvmlGpuAttester(nvml=FakeNvml(raw, chain, pad=pad))
+def test_nvml_serves_a_real_hopper_report() -> None:
+    fake = FakeNvml.from_evidence(fixture_path(HOPPER_REPORT), fixture_path(HOPPER_CHAIN), count=2)
+    raw = bytes.fromhex(fixture_path(HOPPER_REPORT).read_text().strip())
+    attester = NvmlGpuAttester(nvml=fake)
+    assert attester.count() == 2
     nonce = raw[4:36]
-    [ev] = attester.collect([nonce])
-    assert ev.index == 0 and ev.report.request.nonce == nonce and ev.certificates == chain
-    assert ev.report.to_bytes() == (raw + bytes(0x2000 - len(raw)) if pad else raw)
-    assert ev.report.response.to_bytes() == raw[37:]
-    with pytest.raises(AttestationError, match="another nonce"):
-        attester.collect([bytes(32)])
+    evidence = attester.collect([nonce, nonce])
+    assert [e.index for e in evidence] == [0, 1]
+    assert evidence[0].report.to_bytes() == raw and evidence[0].report.request.nonce == nonce
+    want = parse_pem_chain(fixture_path(HOPPER_CHAIN).read_bytes()).ders
+    assert parse_pem_chain(evidence[0].certificates).ders == want
+    with pytest.raises(AttestationError, match="nonce"):
+        attester.collect([bytes(32), bytes(32)])
+    with pytest.raises(ValueError, match="nonce"):
+        attester.collect([nonce])
+    assert fake.initialised == 0  # every NVML session was closed
 
 
 def test_nvml_refuses_non_cc_gpus() -> None:
+    fake = FakeNvml.from_evidence(fixture_path(HOPPER_REPORT), fixture_path(HOPPER_CHAIN), cc_enabled=False)
     with pytest.raises(DeviceUnavailable, match="confidential-computing mode"):
-        NvmlGpuAttester(nvml=FakeNvml(b"", b"", cc=0)).count()
+        NvmlGpuAttester(nvml=fake).count()
+
+
+def test_nvml_without_driver() -> None:
+    with pytest.raises(DeviceUnavailable, match="NVML"):
+        NvmlGpuAttester(nvml=FakeNvml(available=False)).count()
 
 
 def test_composite_attester_binds_gpus_into_the_cpu_report(authority: SimulatedAuthority) -> None:
@@ -226,11 +207,14 @@ def test_composite_attester_binds_gpus_into_the_cpu_report(authority: SimulatedA
         def collect(self, report_data: bytes) -> CpuEvidence:
             return CpuEvidence(simulate_tdx_quote(authority, report_data=report_data))
 
-    def reports(handle: int, nonce: bytes) -> bytes:
-        return simulate_spdm_report(authority, nonce=nonce)[0].to_bytes()
+    class SimulatedGpus(FakeNvml):
+        def nvmlDeviceGetConfComputeGpuAttestationReport(self, gpu: FakeGpu, nonce: bytes) -> Any:
+            gpu.report = simulate_spdm_report(authority, nonce=nonce)[0].to_bytes()
+            return super().nvmlDeviceGetConfComputeGpuAttestationReport(gpu, nonce)
 
     chain = authority.pem("nvidia_leaf", "nvidia_root")
-    attester = CompositeAttester(SimCpu(), NvmlGpuAttester(nvml=FakeNvml(reports, chain, count=2, pad=True)))
+    gpus = SimulatedGpus(gpus=[FakeGpu(cert_chain=chain), FakeGpu(cert_chain=chain)], cc_enabled=True)
+    attester = CompositeAttester(SimCpu(), NvmlGpuAttester(nvml=gpus))
     nonce, binding = bytes(range(32)), Binding(bytes(32), 0x20, 1, 3, b"pk", bytes(32))
     ev = attester.collect(nonce, binding)
     assert len(ev.gpus) == 2

@@ -1,14 +1,14 @@
-"""NVIDIA GPU evidence through NVML's confidential-computing calls (``pynvml``).
+"""NVIDIA GPU evidence through NVML's confidential-computing calls, via :class:`cchet.platform.nvml.Nvml`.
 
-For each GPU: ``nvmlDeviceGetConfComputeGpuAttestationReport(handle, nonce)`` gives the SPDM
-GET_MEASUREMENTS request and signed response in a fixed-size buffer (the trailing padding is kept by the
-parser), and ``nvmlDeviceGetConfComputeGpuCertificate(handle)`` the device certificate chain (PEM). The NVML
-module is injected (``nvml=``) so tests use a fake serving real reports; by default ``pynvml`` is imported on
-first use, never when cchet is imported.
+For each GPU: the SPDM GET_MEASUREMENTS request and signed response over the caller's nonce, and the
+attestation certificate chain (leaf first), turned into :class:`~cchet.attest.evidence.GpuEvidence`. The
+NVML module is injected (``nvml=``, passed to :class:`~cchet.platform.nvml.Nvml`) so tests use a fake
+serving real reports; by default ``pynvml`` is imported on first use, never when cchet is imported.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,68 +18,57 @@ from cchet.errors import AttestationError, DeviceUnavailable
 
 __all__ = ["NvmlGpuAttester"]
 
-CC_FEATURE_ENABLED = 1
+
+def _pem(der: bytes) -> bytes:
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
 
 
 class NvmlGpuAttester:
     """Collects SPDM reports from the GPUs NVML sees (or the ``indices`` given), in CC mode only."""
 
     def __init__(self, *, nvml: Any = None, indices: Sequence[int] | None = None) -> None:
-        self._nvml = nvml
+        self._module = nvml
         self._indices = list(indices) if indices is not None else None
-        self._ready = False
 
-    def _lib(self) -> Any:
-        if self._nvml is None:
-            try:
-                import pynvml
-            except ImportError:
-                raise DeviceUnavailable("pynvml is not installed: pip install nvidia-ml-py") from None
-            self._nvml = pynvml
-        if not self._ready:
-            nvml = self._nvml
-            try:
-                nvml.nvmlInit()
-            except Exception as e:
-                raise DeviceUnavailable(
-                    f"NVML did not initialise ({e}): is the NVIDIA driver loaded?"
-                ) from None
-            state = nvml.nvmlSystemGetConfComputeState()
-            if getattr(state, "ccFeature", 0) != CC_FEATURE_ENABLED:
-                raise DeviceUnavailable(
-                    "the GPUs are not in confidential-computing mode (nvidia-smi conf-compute -srs 1 and the "
-                    "CC mode setting); their memory is not protected"
-                )
-            self._ready = True
-        return self._nvml
+    def _session(self) -> Any:
+        from cchet.platform.nvml import Nvml
+
+        return Nvml(module=self._module)
+
+    @staticmethod
+    def _require_cc(nv: Any) -> None:
+        state = nv.cc_state()
+        if state is None or not state.enabled:
+            raise DeviceUnavailable(
+                "the GPUs are not in confidential-computing mode (enable CC mode with NVIDIA's tools and "
+                "reboot the GPU); their memory is not protected and they cannot be attested"
+            )
 
     def count(self) -> int:
-        """How many GPUs will be attested."""
-        nvml = self._lib()
-        return len(self._indices) if self._indices is not None else int(nvml.nvmlDeviceGetCount())
+        """How many GPUs will be attested. Raises :class:`DeviceUnavailable` without NVML or CC mode."""
+        with self._session() as nv:
+            self._require_cc(nv)
+            return len(self._indices) if self._indices is not None else int(nv.gpu_count())
 
     def collect(self, nonces: Sequence[bytes]) -> list[GpuEvidence]:
         """One report per GPU, GPU ``i`` answering ``nonces[i]`` (32 bytes each).
 
         Raises ``ValueError`` for a wrong count or size, :class:`DeviceUnavailable` without NVML or CC mode,
-        :class:`AttestationError` when a report answers another nonce, and
-        :class:`~cchet.errors.EvidenceFormatError` when it does not parse."""
-        nvml = self._lib()
-        indices = self._indices if self._indices is not None else list(range(int(nvml.nvmlDeviceGetCount())))
-        if len(nonces) != len(indices):
-            raise ValueError(f"{len(indices)} GPU(s) need {len(indices)} nonce(s), got {len(nonces)}")
-        out = []
-        for i, (device_index, nonce) in enumerate(zip(indices, nonces, strict=True)):
-            if len(nonce) != 32:
-                raise ValueError("each SPDM nonce must be exactly 32 bytes")
-            handle = nvml.nvmlDeviceGetHandleByIndex(device_index)
-            raw_report = nvml.nvmlDeviceGetConfComputeGpuAttestationReport(handle, nonce)
-            size = int(getattr(raw_report, "attestationReportSize", 0))
-            buffer = bytes(raw_report.attestationReport)
-            report = parse_spdm_report(buffer[:size] if size else buffer)
-            if report.request.nonce != nonce:
-                raise AttestationError(f"GPU {device_index} answered another nonce")
-            cert = nvml.nvmlDeviceGetConfComputeGpuCertificate(handle)
-            chain = bytes(cert.attestationCertChain)[: int(cert.attestationCertChainSize)]
-            out.append(GpuEvidence(i, report, chain))
-        return out
+        :class:`AttestationError` (a :class:`~cchet.errors.VerificationError`) when a report answers another
+        nonce, and :class:`~cchet.errors.EvidenceFormatError` when it does not parse."""
+        with self._session() as nv:
+            self._require_cc(nv)
+            indices = self._indices if self._indices is not None else list(range(int(nv.gpu_count())))
+            if len(nonces) != len(indices):
+                raise ValueError(f"{len(indices)} GPU(s) need {len(indices)} nonce(s), got {len(nonces)}")
+            out = []
+            for i, (device, nonce) in enumerate(zip(indices, nonces, strict=True)):
+                raw = nv.attestation_report(device, bytes(nonce))
+                report = parse_spdm_report(raw.report)
+                if report.request.nonce != nonce:
+                    raise AttestationError(f"GPU {device} answered another nonce")
+                chain = b"".join(_pem(der) for der in nv.certificate_chain(device).attestation)
+                out.append(GpuEvidence(i, report, chain))
+            return out
