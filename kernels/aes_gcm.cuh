@@ -267,17 +267,30 @@ __device__ __forceinline__ void store_block(u8* p, const u32 w[4]) {
   reinterpret_cast<uint2*>(p)[1] = b;
 }
 
-// The first n < 16 bytes; the rest of the block reads as zero.
+// The first n < 16 bytes; the rest of the block reads as zero. Fully unrolled with predicated loads, so
+// the words stay in registers and no byte past n is read.
 __device__ __forceinline__ void load_partial(const u8* p, u32 n, u32 w[4]) {
-  w[0] = w[1] = w[2] = w[3] = 0u;
-  for (u32 i = 0; i < n; ++i) {
-    w[i >> 2] |= static_cast<u32>(p[i]) << (24u - 8u * (i & 3u));
+#pragma unroll
+  for (u32 k = 0; k < 4u; ++k) {
+    u32 word = 0u;
+#pragma unroll
+    for (u32 b = 0; b < 4u; ++b) {
+      const u32 i = 4u * k + b;
+      const u32 byte = i < n ? static_cast<u32>(p[i]) : 0u;
+      word |= byte << (24u - 8u * b);
+    }
+    w[k] = word;
   }
 }
 
 __device__ __forceinline__ void store_partial(u8* p, u32 n, const u32 w[4]) {
-  for (u32 i = 0; i < n; ++i) {
-    p[i] = static_cast<u8>(w[i >> 2] >> (24u - 8u * (i & 3u)));
+#pragma unroll
+  for (u32 k = 0; k < 4u; ++k) {
+#pragma unroll
+    for (u32 b = 0; b < 4u; ++b) {
+      const u32 i = 4u * k + b;
+      if (i < n) p[i] = static_cast<u8>(w[k] >> (24u - 8u * b));
+    }
   }
 }
 

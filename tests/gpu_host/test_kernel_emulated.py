@@ -42,8 +42,6 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-Wall",
             "-Werror",
             "-Wno-unknown-pragmas",
-            "-include",
-            "cstring",
             f"-I{loader.kernel_dir()}",
             "-o",
             str(exe),
@@ -99,6 +97,9 @@ def words(raw: bytes) -> np.ndarray:
         (100, 4096, 528),  # one partial chunk
         (3 * 4096 + 33, 4096, 528),  # full chunks and a partial last one
         (2 * 8192, 8192, 4),  # several thread blocks per chunk (segments > 1)
+        (2 * 8192 - 9, 8192, 4),  # several blocks per chunk, the last chunk short with a 7-byte tail
+        (8, 4096, 528),  # tails of 8 and 15 bytes
+        (4096 + 15, 4096, 528),
     ],
 )
 def test_emulated_kernels_match_reference_and_cpu_engine(

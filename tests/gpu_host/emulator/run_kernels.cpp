@@ -8,6 +8,7 @@
 #include "aes_gcm.cu"
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
