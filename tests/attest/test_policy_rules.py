@@ -246,3 +246,24 @@ def test_every_violation_is_listed(authority: SimulatedAuthority) -> None:
         ]
     )
     assert result.simulated and "SIMULATED" in str(result)
+
+
+def test_require_binding_gpu_nonce(authority: SimulatedAuthority) -> None:
+    """A GPU that answered another nonce is caught even when the CPU report data binds its report."""
+    from cchet.attest.binding import compute_report_data
+    from cchet.attest.evidence import CpuEvidence, GpuEvidence
+    from cchet.attest.simulate import simulate_spdm_report, simulate_tdx_quote
+
+    report, chain = simulate_spdm_report(authority, nonce=hashlib.sha256(b"another nonce").digest())
+    gpu = GpuEvidence(0, report, chain)
+    rd = compute_report_data(BINDING, NONCE, [(0, report.request.to_bytes(), report.response.to_bytes())])
+    ev = CompositeEvidence(CpuEvidence(simulate_tdx_quote(authority, report_data=rd)), (gpu,))
+    opts = simulation_options(authority, now=NOW)
+    bad = appraise(ev, Policy(allow_simulation=True), nonce=NONCE, binding=BINDING, options=opts)
+    assert [(v.rule, v.device, v.evidence_field) for v in bad.violations] == [
+        ("require_binding", "gpu0", "spdm.request.nonce")
+    ]
+    relaxed = appraise(
+        ev, Policy(allow_simulation=True, require_binding=False), nonce=NONCE, binding=BINDING, options=opts
+    )
+    assert relaxed.accepted
