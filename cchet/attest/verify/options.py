@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
@@ -77,7 +77,6 @@ class VerifyOptions:
     anchors: tuple[TrustAnchor, ...] = ()
     intel_collateral: IntelCollateralSource | None = None
     verifier: Verifier | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
 
     def now(self) -> dt.datetime:
         t = self.clock()
