@@ -254,23 +254,26 @@ class Policy:
         p = Path(path)
         text = p.read_text(encoding="utf-8")
         suffix = p.suffix.lower()
-        try:
-            if suffix == ".toml":
-                data: Any = tomllib.loads(text)
-            elif suffix == ".json":
-                data = json.loads(text)
-            elif suffix in (".yaml", ".yml"):
-                import yaml  # only YAML policies pay for importing it
-
-                data = yaml.safe_load(text)
-            else:
-                raise ValueError(f"{p}: policy files are .toml, .json, .yaml or .yml")
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{p}: {e}") from None
-        except Exception as e:
-            if type(e).__module__.startswith("yaml"):
+        data: Any
+        if suffix == ".toml":
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as e:
                 raise ValueError(f"{p}: {e}") from None
-            raise
+        elif suffix == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{p}: {e}") from None
+        elif suffix in (".yaml", ".yml"):
+            import yaml  # only YAML policies pay for importing it
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ValueError(f"{p}: {e}") from None
+        else:
+            raise ValueError(f"{p}: policy files are .toml, .json, .yaml or .yml")
         if not isinstance(data, Mapping):
             raise ValueError(f"{p}: a policy file holds one table of fields")
         return cls.from_dict(data)

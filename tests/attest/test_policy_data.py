@@ -97,3 +97,12 @@ def test_measurements_any_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="cchet.attest.policy"):
         Policy(measurements="any")
     assert any("ANY code" in r.getMessage() for r in caplog.records)
+
+
+def test_malformed_yaml_and_json(tmp_path: Path) -> None:
+    (tmp_path / "p.yml").write_text("mrtd: [unclosed\n")
+    with pytest.raises(ValueError, match=r"p\.yml"):
+        Policy.from_file(tmp_path / "p.yml")
+    (tmp_path / "p.json").write_text("{")
+    with pytest.raises(ValueError, match=r"p\.json"):
+        Policy.from_file(tmp_path / "p.json")
