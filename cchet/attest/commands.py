@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     attest.add_argument(
         "--tcb-status", default="UpToDate", help="TCB status the simulated Intel collateral reports"
     )
+    attest.add_argument(
+        "--policy", type=Path, help="appraise under this policy file instead of one that allows simulation"
+    )
     attest.set_defaults(run=_attest)
 
     policy = sub.add_parser("policy", help="write attestation policies")
@@ -77,11 +80,15 @@ def _attest(args: argparse.Namespace) -> int:
     )
     evidence = simulate_composite(authority, kind, nonce=nonce, binding=binding, gpus=gpus)
     options = simulation_options(authority, now=now, tcb_status=args.tcb_status)
-    policy = Policy(
-        name="simulate",
-        allow_simulation=True,
-        gpu="required" if gpus else "optional",
-        min_tcb_status="OutOfDateConfigurationNeeded",
+    policy = (
+        Policy.from_file(args.policy)
+        if args.policy is not None
+        else Policy(
+            name="simulate",
+            allow_simulation=True,
+            gpu="required" if gpus else "optional",
+            min_tcb_status="OutOfDateConfigurationNeeded",
+        )
     )
     result = appraise(evidence, policy, nonce=nonce, binding=binding, options=options, nonce_issued_at=now)
     if args.out is not None:

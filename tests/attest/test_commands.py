@@ -130,3 +130,13 @@ def test_installed_script(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ACCEPTED" in proc.stdout and "SIMULATED" in proc.stdout
     assert (tmp_path / "k" / "amd_ark.pem").exists()
+
+
+def test_attest_under_a_policy_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    strict = tmp_path / "strict.toml"
+    strict.write_text(Policy(mrtd=["00" * 48]).to_toml())
+    assert (
+        main(["attest", "--simulate", "tdx", "--key-dir", str(tmp_path / "k"), "--policy", str(strict)]) == 1
+    )
+    out = capsys.readouterr().out
+    assert "REJECTED" in out and "policy.allow_simulation" in out and "policy.mrtd" in out
