@@ -154,3 +154,12 @@ def test_no_qualifying_node_fails_at_once(tdx_session: Any) -> None:
     assert "accepted" in str(info.value)
     with pytest.raises(PlacementError, match="gpu='cc'"):
         add.options(gpu="cc", num_gpus=1).remote(1, 1)
+
+
+def test_a_function_policy_is_enforced_at_key_release(tdx_session: Any) -> None:
+    strict = cchet.Policy(name="fn-strict", allow_simulation=True, mrtd=("00" * 48,))
+    with pytest.raises(cchet.KeyReleaseDenied, match="mrtd") as info:
+        cchet.get(add.options(policy=strict).remote(1, 2))
+    assert any("policy.mrtd" in r for r in info.value.reasons)
+    lenient = cchet.Policy(name="fn-lenient", allow_simulation=True, measurements="any")
+    assert cchet.get(add.options(policy=lenient).remote(1, 2)) == 3
