@@ -101,8 +101,14 @@ __device__ __forceinline__ void build_table(u32* table) {
   }
 }
 
-// One lookup in this lane's replica.
-__device__ __forceinline__ u32 t0(const u32* table, u32 lane, u32 x) { return table[(x << 5) | lane]; }
+// One lookup in this lane's replica: word 32x + lane, which is in bank `lane`. CCHET_TABLE_READ lets the
+// CPU emulation in tests/gpu_host check that every read of lane l is in bank l; on the GPU it is a load.
+#ifndef CCHET_TABLE_READ
+#define CCHET_TABLE_READ(table, word) ((table)[word])
+#endif
+__device__ __forceinline__ u32 t0(const u32* table, u32 lane, u32 x) {
+  return CCHET_TABLE_READ(table, (x << 5) | lane);
+}
 
 __device__ __forceinline__ u32 sbox(const u32* table, u32 lane, u32 x) {
   return (t0(table, lane, x) >> 16) & 0xffu;

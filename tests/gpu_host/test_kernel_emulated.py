@@ -83,7 +83,14 @@ def run(
     ]
     (work / "params.txt").write_text(" ".join(map(str, params)))
     subprocess.run([str(exe), mode, str(work)], check=True, timeout=300)
-    return {n: (work / f"{n}.bin").read_bytes() for n in ("dst", "partial", "ek_j0", "verdicts", "status")}
+    out = {n: (work / f"{n}.bin").read_bytes() for n in ("dst", "partial", "ek_j0", "verdicts", "status")}
+    out["banks"] = (work / "banks.txt").read_bytes()
+    return out
+
+
+def bank_check(out: dict[str, bytes]) -> tuple[int, int]:
+    reads, violations = map(int, out["banks"].split())
+    return reads, violations
 
 
 def words(raw: bytes) -> np.ndarray:
@@ -139,6 +146,8 @@ def test_emulated_kernels_match_reference_and_cpu_engine(
         segs = int(trace.segments[c])
         assert np.array_equal(partial[c, :segs], trace.partial_sums[c, :segs])
 
+    reads, violations = bank_check(out)
+    assert reads >= 224 * (-(-n // 16) + chunks) and violations == 0  # every AES lookup in its lane's bank
     opened = run(
         runner,
         tmp_path / "open",

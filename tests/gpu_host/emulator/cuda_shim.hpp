@@ -18,6 +18,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(n)
 #define __shared__ static
+#define CCHET_TABLE_READ(table, word) emu::table_read(table, word)
 
 struct dim3 {
   unsigned int x = 1, y = 1, z = 1;
@@ -69,6 +70,17 @@ inline unsigned int atomicOr(unsigned int* p, unsigned int v) {
 }
 
 namespace emu {
+// Every T-table read is checked: the word index's bank (index mod 32) must be the reading lane's id,
+// which is what makes the lookups of a warp conflict-free whatever the secret indices are.
+inline std::atomic<unsigned long long> table_reads{0};
+inline std::atomic<unsigned long long> bank_violations{0};
+
+inline unsigned int table_read(const unsigned int* table, unsigned int word) {
+  table_reads.fetch_add(1, std::memory_order_relaxed);
+  if ((word & 31u) != (threadIdx.x & 31u)) bank_violations.fetch_add(1, std::memory_order_relaxed);
+  return table[word];
+}
+
 // Run kernel(args...) over grid x block threads, blocks in order, the threads of a block together.
 template <typename F>
 void launch(unsigned int grid, unsigned int block, F kernel) {

@@ -2,7 +2,8 @@
 //
 // Usage: run_kernels seal|open DIR. DIR holds sched.bin (u32 words), src.bin, dst.bin (initial output
 // bytes) and params.txt ("first_index last_index n_chunks last_len chunk_log2 grid_segments"). Writes
-// dst.bin, partial.bin, ek_j0.bin, verdicts.bin and status.bin back into DIR.
+// dst.bin, partial.bin, ek_j0.bin, verdicts.bin and status.bin back into DIR, and banks.txt: the number
+// of T-table reads and how many of them left the reading lane's bank.
 #include "cuda_shim.hpp"
 
 #include "aes_gcm.cu"
@@ -74,5 +75,6 @@ int main(int argc, char** argv) {
   write_file(dir + "ek_j0.bin", ek_j0);
   write_file(dir + "verdicts.bin", verdicts);
   write_file(dir + "status.bin", status);
+  std::ofstream(dir + "banks.txt") << emu::table_reads.load() << " " << emu::bank_violations.load() << "\n";
   return 0;
 }
