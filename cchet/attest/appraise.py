@@ -287,6 +287,7 @@ def appraise(
     return _result(
         policy,
         evidence,
+        simulated=simulated,
         verified=verified,
         failures=failures,
         violations=r.violations,
@@ -307,6 +308,7 @@ def _result(
     policy: Policy,
     evidence: CompositeEvidence,
     *,
+    simulated: bool,
     verified: VerifiedEvidence | None,
     failures: list[str],
     violations: list[Violation],
@@ -315,9 +317,7 @@ def _result(
     verifier_name: str,
 ) -> AttestationResult:
     from cchet.attest.claims import cpu_claims, gpu_claims
-    from cchet.attest.reference import is_simulated
 
-    simulated = verified.simulated if verified else is_simulated(evidence)
     cpu_c: dict[str, Any] = cpu_claims(evidence)
     if verified is not None:
         cpu_c["tcb_status"] = verified.cpu.tcb_status

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "GpuEvidence",
     "decode_composite",
     "encode_composite",
+    "gpu_transcripts",
 ]
 
 FORMAT = "cchet-evidence/v1"
@@ -74,7 +76,13 @@ class CompositeEvidence:
 
     def gpu_transcripts(self) -> list[tuple[int, bytes, bytes]]:
         """(index, SPDM request, SPDM response with signature, no padding) per GPU: the binding's input."""
-        return [(g.index, g.report.request.to_bytes(), g.report.response.to_bytes()) for g in self.gpus]
+        return gpu_transcripts(self.gpus)
+
+
+def gpu_transcripts(gpus: Sequence[GpuEvidence]) -> list[tuple[int, bytes, bytes]]:
+    """What the section 4 binding hashes per GPU: (index, SPDM request, SPDM response with its signature,
+    without NVML padding)."""
+    return [(g.index, g.report.request.to_bytes(), g.report.response.to_bytes()) for g in gpus]
 
 
 def _b64(b: bytes) -> str:

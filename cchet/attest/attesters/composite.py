@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cchet.attest.attesters.base import CpuAttester, GpuAttester
 from cchet.attest.binding import Binding, compute_report_data, gpu_nonce
-from cchet.attest.evidence import CompositeEvidence
+from cchet.attest.evidence import CompositeEvidence, gpu_transcripts
 
 __all__ = ["CompositeAttester"]
 
@@ -31,6 +31,5 @@ class CompositeAttester:
         if self.gpus is not None:
             n = self.gpus.count()
             gpus = self.gpus.collect([gpu_nonce(nonce, i) for i in range(n)])
-        transcripts = [(g.index, g.report.request.to_bytes(), g.report.response.to_bytes()) for g in gpus]
-        report_data = compute_report_data(binding, nonce, transcripts)
+        report_data = compute_report_data(binding, nonce, gpu_transcripts(gpus))
         return CompositeEvidence(self.cpu.collect(report_data), tuple(gpus))

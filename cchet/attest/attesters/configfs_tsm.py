@@ -11,13 +11,13 @@ Paths are injected; tests point them at a fake that serves real fixture bytes.
 
 from __future__ import annotations
 
-import base64
 import os
 import uuid
 from pathlib import Path
 
 from cchet.attest.evidence import CpuEvidence
 from cchet.attest.formats.ccel import parse_ccel
+from cchet.attest.formats.certchain import der_to_pem
 from cchet.attest.formats.cursor import Cursor
 from cchet.attest.formats.dcap import parse_quote
 from cchet.attest.formats.snp import parse_snp_report
@@ -43,12 +43,6 @@ _PROVIDERS = {"tdx_guest": "tdx", "sev_guest": "snp"}
 _ORDER = ("vcek", "vlek", "ask", "ark")
 
 
-def _pem(der: bytes) -> bytes:
-    body = base64.encodebytes(der).replace(b"\n", b"")
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
-
-
 def snp_cert_table_to_pem(table: bytes) -> bytes:
     """The certificates of an SNP extended-report certificate table (GUID, offset, length entries ending in
     a zero entry) as PEM, leaf (VCEK or VLEK) first, then ASK, then ARK. Raises
@@ -68,7 +62,7 @@ def snp_cert_table_to_pem(table: bytes) -> bytes:
         name = SNP_CERT_GUIDS.get(str(uuid.UUID(bytes_le=guid)))
         if name is not None:
             found[name] = table[offset : offset + length]
-    return b"".join(_pem(found[n]) for n in _ORDER if n in found)
+    return b"".join(der_to_pem(found[n]) for n in _ORDER if n in found)
 
 
 class TsmAttester:

@@ -8,21 +8,15 @@ serving real reports; by default ``pynvml`` is imported on first use, never when
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from typing import Any
 
 from cchet.attest.evidence import GpuEvidence
+from cchet.attest.formats.certchain import der_to_pem
 from cchet.attest.formats.spdm import parse_spdm_report
 from cchet.errors import AttestationError, DeviceUnavailable
 
 __all__ = ["NvmlGpuAttester"]
-
-
-def _pem(der: bytes) -> bytes:
-    body = base64.encodebytes(der).replace(b"\n", b"")
-    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
-    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
 
 
 class NvmlGpuAttester:
@@ -69,6 +63,6 @@ class NvmlGpuAttester:
                 report = parse_spdm_report(raw.report)
                 if report.request.nonce != nonce:
                     raise AttestationError(f"GPU {device} answered another nonce")
-                chain = b"".join(_pem(der) for der in nv.certificate_chain(device).attestation)
+                chain = b"".join(der_to_pem(der) for der in nv.certificate_chain(device).attestation)
                 out.append(GpuEvidence(i, report, chain))
             return out

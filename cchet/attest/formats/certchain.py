@@ -16,7 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from cchet.errors import EvidenceFormatError
 
-__all__ = ["CertificateChain", "load_certificate", "parse_pem_chain"]
+__all__ = ["CertificateChain", "der_to_pem", "load_certificate", "parse_pem_chain"]
 
 _BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
@@ -54,6 +54,13 @@ def load_certificate(data: bytes, *, field: str = "certificate") -> x509.Certifi
     except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as e:
         raise EvidenceFormatError(f"certificate does not decode: {e}", field=field) from None
     return cert
+
+
+def der_to_pem(der: bytes) -> bytes:
+    """One DER certificate as a PEM block (64-character lines)."""
+    body = base64.b64encode(der)
+    lines = b"\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
 
 
 def parse_pem_chain(text: bytes) -> CertificateChain:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cchet.attest.binding import Binding, compute_report_data, gpu_nonce
-from cchet.attest.evidence import CompositeEvidence, CpuEvidence, GpuEvidence
+from cchet.attest.evidence import CompositeEvidence, CpuEvidence, GpuEvidence, gpu_transcripts
 from cchet.attest.formats.dcap import Quote
 from cchet.attest.simulate.authority import SimulatedAuthority
 from cchet.attest.simulate.ccel import simulate_event_log
@@ -58,8 +58,7 @@ def simulate_composite(
         report, chain = simulate_spdm_report(authority, nonce=n, **dict(gpu or {}))
         gpu_list.append(GpuEvidence(i, report, chain))
     if binding is not None and nonce is not None:
-        transcripts = [(g.index, g.report.request.to_bytes(), g.report.response.to_bytes()) for g in gpu_list]
-        report_data = compute_report_data(binding, nonce, transcripts)
+        report_data = compute_report_data(binding, nonce, gpu_transcripts(gpu_list))
     assert report_data is not None
     kwargs = dict(cpu or {})
     cpu_evidence: CpuEvidence
