@@ -1,29 +1,13 @@
-"""Key-release latency: first release, cached re-use, 32 concurrent clients (see cchet.bench.broker).
+"""The 'broker' benchmark (cchet/bench/broker.py): prints its table and writes bench/results/broker.json.
 
-python bench/bench_broker.py [--out bench/results/broker.json]
+python bench/bench_broker.py [--quick] [--repeats N] [--json PATH]
 """
 
-from __future__ import annotations
-
-import argparse
-import json
+import sys
 from pathlib import Path
 
-from cchet.bench import broker
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "broker.json")
-    parser.add_argument("--repeats", type=int, default=15)
-    args = parser.parse_args()
-    result = broker.run(repeats=args.repeats)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for name, value in result["rows"].items():
-        print(f"{name:45s} {value:10.3f}")
-    print(f"\nwrote {args.out}")
-
+from cchet.cli import main
 
 if __name__ == "__main__":
-    main()
+    default = ["--json", str(Path(__file__).parent / "results" / "broker.json")]
+    sys.exit(main(["bench", "broker", *default, *sys.argv[1:]]))

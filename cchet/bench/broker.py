@@ -48,7 +48,20 @@ def _client(broker: KeyBroker, transport: Transport, attester: SimulatedAttester
     return BrokerClient(transport, broker_id=broker.broker_id, attester=attester, node_id=node)
 
 
-def run(repeats: int = 15, clients: int = 32) -> dict[str, Any]:
+def table(result: dict[str, Any]) -> str:
+    """A Markdown table of a result document."""
+    lines = ["| figure | ms |", "|---|---:|"]
+    lines += [
+        f"| {name.removesuffix('_ms').replace('_', ' ')} | {value:.3f} |"
+        for name, value in result["rows"].items()
+    ]
+    return "\n".join(lines)
+
+
+def run(repeats: int = 15, clients: int = 32, quick: bool = False) -> dict[str, Any]:
+    """Measure (``quick``: 5 repeats, 8 clients); returns the result document."""
+    if quick:
+        repeats, clients = 5, 8
     with tempfile.TemporaryDirectory(prefix="cchet-bench-broker-") as tmp:
         root = Path(tmp)
         authority = SimulatedAuthority.open(root / "sim")
