@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+import re
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -297,10 +297,16 @@ def appraise(
     )
 
 
-def _status(
-    device: str, violations: list[Violation], failures: list[str], prefix: Callable[[str], bool]
-) -> str:
-    bad = any(v.device in (device, "gpus") for v in violations) or any(prefix(f) for f in failures)
+def _failure_device(failure: str) -> str:
+    """The device a verification failure is about: ``gpu<i>`` when it says so first, else ``cpu``."""
+    head = re.split(r"[:. ]", failure, maxsplit=1)[0]
+    return head if re.fullmatch(r"gpu\d+", head) else "cpu"
+
+
+def _status(device: str, violations: list[Violation], failures: list[str]) -> str:
+    bad = any(v.device in (device, "gpus") for v in violations) or any(
+        _failure_device(f) == device for f in failures
+    )
     return "contraindicated" if bad else "affirming"
 
 
@@ -326,7 +332,7 @@ def _result(
         DeviceClaims(
             "cpu",
             evidence.cpu.kind,
-            _status("cpu", violations, failures, lambda f: not f.startswith("gpu")),
+            _status("cpu", violations, failures),
             simulated,
             cpu_c,
         )
@@ -337,7 +343,7 @@ def _result(
             DeviceClaims(
                 name,
                 "nvidia-gpu",
-                _status(name, violations, failures, lambda f, n=name: f.startswith(n)),  # type: ignore[misc]
+                _status(name, violations, failures),
                 simulated,
                 gpu_claims(g),
             )

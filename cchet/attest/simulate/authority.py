@@ -49,6 +49,7 @@ __all__ = [
     "SIM_PCE_SVN",
     "SimulatedAuthority",
     "default_key_dir",
+    "fwid_extension",
 ]
 
 SIMULATED_MARK = "SIMULATED"
