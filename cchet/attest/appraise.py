@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from cchet.attest.binding import Binding, compute_report_data, gpu_nonce, report_data_matches
-from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
-from cchet.attest.formats.snp import POLICY_MIGRATE_MA, POLICY_SMT, SnpReport
 from cchet.attest.policy import CPU_PINS, TCB_STATUS_ORDER, Policy, version_tuple
 from cchet.attest.result import AttestationResult, DeviceClaims, Violation
 from cchet.errors import AttestationError, VerificationError
 
 if TYPE_CHECKING:
     from cchet.attest.evidence import CompositeEvidence, CpuEvidence
+    from cchet.attest.formats.dcap import SgxReportBody, TdReportBody
+    from cchet.attest.formats.snp import SnpReport
     from cchet.attest.verify.options import VerifyOptions
     from cchet.attest.verify.verified import VerifiedEvidence
 
-# Certificate handling (claims, evidence, verifiers) is imported on first use so ``import cchet`` stays light.
+# Parsers, claims and verifiers are imported on first use, so ``import cchet`` stays light.
 
 __all__ = ["appraise"]
 
@@ -77,6 +77,8 @@ def _check_sgx(r: _Rules, policy: Policy, body: SgxReportBody) -> None:
 
 
 def _check_snp(r: _Rules, policy: Policy, report: SnpReport) -> None:
+    from cchet.attest.formats.snp import POLICY_MIGRATE_MA, POLICY_SMT
+
     r.pinned(policy, "snp_measurement", "snp_report.measurement", report.measurement)
     r.pinned(policy, "snp_host_data", "snp_report.host_data", report.host_data)
     if report.debug and not policy.allow_debug:
@@ -97,7 +99,7 @@ def _check_snp(r: _Rules, policy: Policy, report: SnpReport) -> None:
 
 
 def _check_tcb(r: _Rules, policy: Policy, verified: VerifiedEvidence | None, cpu: CpuEvidence) -> None:
-    if verified is None or not isinstance(cpu.report, Quote):
+    if verified is None or cpu.kind not in ("tdx", "sgx"):
         return
     status = verified.cpu.tcb_status
     rank = {s: i for i, s in enumerate(TCB_STATUS_ORDER)}
@@ -246,6 +248,8 @@ def appraise(
     if simulated and not policy.allow_simulation:
         r.fail("allow_simulation", "cpu.root", "cpu", "a vendor root", "a SIMULATED root")
     report = evidence.cpu.report
+    from cchet.attest.formats.dcap import Quote, TdReportBody
+
     if isinstance(report, Quote):
         if isinstance(report.body, TdReportBody):
             _check_tdx(r, policy, report.body)
