@@ -135,9 +135,7 @@ class _Kernel:
             elif kind == "q" and isinstance(value, np.int64):
                 held.append(ctypes.c_int64(int(value)))
             else:
-                raise TypeError(
-                    f"{self.name} argument {i}: expected kind {kind!r}, got {type(value).__name__}"
-                )
+                raise TypeError(f"{self.name} argument {i}: expected kind {kind!r}, got {type(value).__name__}")
         argv = (ctypes.c_void_p * len(held))(*(ctypes.addressof(h) for h in held))
         if self._lib.cchet_emu_launch(self.name.encode(), grid[0], block[0], argv) != 0:
             raise RuntimeError(f"launch of {self.name} failed")
@@ -190,7 +188,5 @@ def make(lib: ctypes.CDLL, *, devices: int = 1) -> SimpleNamespace:
         asarray=asarray,
         cuda=cuda,
         pinned=pinned,
-        RawModule=lambda code, options, backend: RawModule(
-            code=code, options=options, backend=backend, lib=lib
-        ),
+        RawModule=lambda code, options, backend: RawModule(code=code, options=options, backend=backend, lib=lib),
     )

@@ -105,10 +105,7 @@ def test_stages_overlap() -> None:
         assert up.overlap_seconds("cpu", "copy") + up.overlap_seconds("cpu", "open") > 0
         ch.to_host(d)
         down = ch.last_stats
-        assert (
-            down is not None
-            and down.overlap_seconds("seal", "copy") + down.overlap_seconds("copy", "cpu") > 0
-        )
+        assert down is not None and down.overlap_seconds("seal", "copy") + down.overlap_seconds("copy", "cpu") > 0
         assert "SIMULATED" in down._repr_html_() and "SIMULATED" in ch._repr_html_()
 
 
@@ -199,3 +196,14 @@ def test_bad_arguments() -> None:
 def test_real_device_without_cupy_is_unavailable() -> None:
     with pytest.raises(DeviceUnavailable, match=r"cchet\[gpu\]"):
         BounceChannel(0)
+
+
+@pytest.mark.parametrize(("slots", "slot_chunks", "streams", "threads"), [(2, 1, 1, 1), (5, 3, 3, 2), (2, 8, 2, 4)])
+def test_ring_configurations(slots: int, slot_chunks: int, streams: int, threads: int) -> None:
+    data = np.random.default_rng(slots).integers(0, 255, 11 * CS + 5, dtype=np.uint8)
+    with make(slots=slots, slot_chunks=slot_chunks, streams=streams, threads=threads) as ch:
+        d = ch.to_device(data)
+        assert np.array_equal(np.asarray(d), data)
+        assert np.array_equal(ch.to_host(d), data)
+        st = ch.last_stats
+        assert st is not None and st.batches == -(-12 // slot_chunks) and st.slots == slots

@@ -82,9 +82,7 @@ def test_loader_builds_the_module_with_pinned_options(cp: Any) -> None:
     assert loader.module(0) is mod  # cached per device
     assert len(fake_cupy.RawModule.instances) == 1
     built = fake_cupy.RawModule.instances[0]
-    assert (
-        built.code == loader.source() and built.options == loader.NVRTC_OPTIONS and built.backend == "nvrtc"
-    )
+    assert built.code == loader.source() and built.options == loader.NVRTC_OPTIONS and built.backend == "nvrtc"
     with pytest.raises(DeviceUnavailable, match="does not exist"):
         loader.module(1)
 

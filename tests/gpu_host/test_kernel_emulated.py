@@ -217,9 +217,7 @@ def test_emulated_batch_in_the_middle_of_a_stream(runner: Path, tmp_path: Path) 
 
 def test_emulated_kernel_rejects_a_foreign_geometry(runner: Path, tmp_path: Path) -> None:
     cs = 4096
-    schedule = StreamSchedule.build(
-        bytes(32), bytes(7), bytes(32), Geometry(lanes=128, segment_blocks=256, segments=1)
-    )
+    schedule = StreamSchedule.build(bytes(32), bytes(7), bytes(32), Geometry(lanes=128, segment_blocks=256, segments=1))
     out = run(
         runner,
         tmp_path,

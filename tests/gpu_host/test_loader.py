@@ -116,3 +116,25 @@ def test_bench_script_runs_on_the_fake_device(tmp_path: Path) -> None:
         "d2h_channel",
         "h2d_presealed",
     }
+
+
+def test_installed_layout_reads_package_data(tmp_path: Path) -> None:
+    """In a wheel, kernels/ is cchet/kernels (pyproject force-include); the loader must read it there."""
+    import shutil
+
+    repo = GPU_TESTS.parents[1]
+    site = tmp_path / "site"
+    shutil.copytree(repo / "cchet", site / "cchet", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo / "kernels", site / "cchet" / "kernels")
+    code = "from cchet.gpu import loader; print(loader.kernel_dir()); print(len(loader.source()))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    )
+    where, size = out.stdout.split()
+    assert Path(where) == site / "cchet" / "kernels"
+    assert int(size) == len(loader.source())

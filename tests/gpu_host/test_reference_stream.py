@@ -54,9 +54,7 @@ def test_unknown_length_header_matches() -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(
-    data=st.binary(max_size=3 * CS + 40), context=st.binary(max_size=40), lanes=st.sampled_from([1, 8, 64])
-)
+@given(data=st.binary(max_size=3 * CS + 40), context=st.binary(max_size=40), lanes=st.sampled_from([1, 8, 64]))
 def test_round_trip_property(data: bytes, context: bytes, lanes: int) -> None:
     header = new_header(KEY, len(data), CS)
     sealed = reference.seal_stream(KEY, header, context, data, lanes=lanes, target_blocks=7)
