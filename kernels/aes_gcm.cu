@@ -8,13 +8,20 @@
 // at c * chunk_size, sealed chunks (ciphertext || tag) at c * (chunk_size + 16); both 8-byte aligned.
 #include "aes_gcm.cuh"
 
+// Resident blocks of the segments kernels per SM that ptxas must allow (4 caps them at 64 registers a
+// thread, the geometry's target of four blocks per SM; the seal kernel then spills 8 bytes). A knob for the
+// device benchmarks: compare with 3 (66 registers, no spill).
+#ifndef CCHET_MIN_BLOCKS_PER_SM
+#define CCHET_MIN_BLOCKS_PER_SM 4
+#endif
+
 #define CCHET_BATCH_PARAMS                                                                                \
   unsigned int first_index, long long last_index, unsigned int n_chunks, unsigned int last_len,          \
       unsigned int chunk_log2, unsigned int grid_segments
 
 #define CCHET_BATCH {first_index, last_index, n_chunks, last_len, chunk_log2, grid_segments}
 
-extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+extern "C" __global__ void __launch_bounds__(CCHET_LANES, CCHET_MIN_BLOCKS_PER_SM)
     cchet_gcm_seal_segments(const unsigned int* sched, const unsigned char* plain, unsigned char* sealed,
                             CCHET_BATCH_PARAMS, unsigned int* partial, unsigned int* ek_j0,
                             unsigned int* status) {
@@ -22,7 +29,7 @@ extern "C" __global__ void __launch_bounds__(CCHET_LANES)
                                          status);
 }
 
-extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+extern "C" __global__ void __launch_bounds__(CCHET_LANES, CCHET_MIN_BLOCKS_PER_SM)
     cchet_gcm_open_segments(const unsigned int* sched, const unsigned char* sealed, unsigned char* plain,
                             CCHET_BATCH_PARAMS, unsigned int* partial, unsigned int* ek_j0,
                             unsigned int* status) {
