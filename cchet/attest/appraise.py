@@ -48,9 +48,7 @@ class _Rules:
     def fail(self, rule: str, evidence_field: str, device: str, expected: object, actual: object) -> None:
         self.violations.append(Violation(rule, evidence_field, device, str(expected), str(actual)))
 
-    def pinned(
-        self, policy: Policy, rule: str, evidence_field: str, actual: bytes, device: str = "cpu"
-    ) -> None:
+    def pinned(self, policy: Policy, rule: str, evidence_field: str, actual: bytes, device: str = "cpu") -> None:
         allowed: tuple[str, ...] = getattr(policy, rule)
         if allowed and actual.hex() not in allowed:
             self.fail(rule, evidence_field, device, "one of " + ", ".join(allowed), actual.hex())
@@ -93,9 +91,7 @@ def _check_snp(r: _Rules, policy: Policy, report: SnpReport) -> None:
         t = report.tcb("reported")
         got = (t.bootloader, t.tee, t.snp, t.microcode)
         if any(g < w for g, w in zip(got, policy.snp_min_tcb, strict=True)):
-            r.fail(
-                "snp_min_tcb", "snp_report.reported_tcb", "cpu", f">= {list(policy.snp_min_tcb)}", list(got)
-            )
+            r.fail("snp_min_tcb", "snp_report.reported_tcb", "cpu", f">= {list(policy.snp_min_tcb)}", list(got))
 
 
 def _check_tcb(r: _Rules, policy: Policy, verified: VerifiedEvidence | None, cpu: CpuEvidence) -> None:
@@ -142,9 +138,7 @@ def _check_gpus(r: _Rules, policy: Policy, evidence: CompositeEvidence) -> None:
             if minimum is None:
                 continue
             try:
-                ok = value is not None and version_tuple(value, name=rule) >= version_tuple(
-                    minimum, name=rule
-                )
+                ok = value is not None and version_tuple(value, name=rule) >= version_tuple(minimum, name=rule)
             except ValueError:
                 ok = False
             if not ok:
@@ -257,11 +251,7 @@ def appraise(
             _check_sgx(r, policy, report.body)
     else:
         _check_snp(r, policy, report)
-    if (
-        policy.measurements == "pinned"
-        and not policy.pins_cpu(kind)
-        and not (simulated and policy.allow_simulation)
-    ):
+    if policy.measurements == "pinned" and not policy.pins_cpu(kind) and not (simulated and policy.allow_simulation):
         r.fail(
             "measurements",
             f"cpu.{'/'.join(CPU_PINS[kind])}",
@@ -308,9 +298,7 @@ def _failure_device(failure: str) -> str:
 
 
 def _status(device: str, violations: list[Violation], failures: list[str]) -> str:
-    bad = any(v.device in (device, "gpus") for v in violations) or any(
-        _failure_device(f) == device for f in failures
-    )
+    bad = any(v.device in (device, "gpus") for v in violations) or any(_failure_device(f) == device for f in failures)
     return "contraindicated" if bad else "affirming"
 
 

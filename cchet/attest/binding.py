@@ -90,9 +90,7 @@ def broker_id_for(public_key: PublicKeyTypes) -> bytes:
     """SHA-256 of a broker signing key's SubjectPublicKeyInfo DER."""
     from cryptography.hazmat.primitives import serialization
 
-    spki = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).digest()
 
 
@@ -112,9 +110,7 @@ def gpu_transcript_digest(request: bytes, response: bytes) -> bytes:
     ).digest()
 
 
-def compute_report_data(
-    binding: Binding, nonce: bytes, gpus: Sequence[tuple[int, bytes, bytes]] = ()
-) -> bytes:
+def compute_report_data(binding: Binding, nonce: bytes, gpus: Sequence[tuple[int, bytes, bytes]] = ()) -> bytes:
     """The 64 bytes the worker's CPU report data must equal.
 
     ``gpus`` lists (index, SPDM request, SPDM response) in ascending, distinct index order, at most 255.

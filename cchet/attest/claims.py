@@ -101,9 +101,7 @@ def gpu_rim_ids(gpu: GpuEvidence) -> tuple[str, ...]:
     if chip and r.driver_version:
         out.append(f"NV_GPU_DRIVER_{chip}_{r.driver_version}")
     if r.project and r.project_sku and r.chip_sku and r.vbios_version:
-        out.append(
-            f"NV_GPU_VBIOS_{r.project}_{r.project_sku}_{r.chip_sku}_{r.vbios_version.replace('.', '')}"
-        )
+        out.append(f"NV_GPU_VBIOS_{r.project}_{r.project_sku}_{r.chip_sku}_{r.vbios_version.replace('.', '')}")
     return tuple(out)
 
 

@@ -31,14 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         required=True,
         help="simulated TEE: tdx, snp or sgx, optionally +gpu or +Ngpu (SIMULATED: protects nothing)",
     )
-    attest.add_argument(
-        "--out", type=Path, help="write the evidence here (and its simulated chain beside it)"
-    )
+    attest.add_argument("--out", type=Path, help="write the evidence here (and its simulated chain beside it)")
     attest.add_argument("--json", action="store_true", help="print the result as EAR-shaped JSON")
     attest.add_argument("--key-dir", type=Path, help="simulated authority key directory (default: per user)")
-    attest.add_argument(
-        "--tcb-status", default="UpToDate", help="TCB status the simulated Intel collateral reports"
-    )
+    attest.add_argument("--tcb-status", default="UpToDate", help="TCB status the simulated Intel collateral reports")
     attest.add_argument(
         "--policy", type=Path, help="appraise under this policy file instead of one that allows simulation"
     )
@@ -50,9 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fe.add_argument("evidence", nargs="+", type=Path, help="evidence files (composite JSON, quotes, reports)")
     fe.add_argument("-o", "--output", required=True, help="policy file to write (.toml), or - for stdout")
     fe.add_argument("--name", default="", help="policy name (part of the policy id the audit log records)")
-    fe.add_argument(
-        "--allow-simulation", action="store_true", help="accept simulated evidence (testing only)"
-    )
+    fe.add_argument("--allow-simulation", action="store_true", help="accept simulated evidence (testing only)")
     fe.add_argument("--force", action="store_true", help="overwrite an existing policy file")
     fe.set_defaults(run=_from_evidence)
 
@@ -97,9 +91,7 @@ def _attest(args: argparse.Namespace) -> int:
         Path(f"{out}.cpu.bin").write_bytes(evidence.cpu.report.to_bytes())
         Path(f"{out}.roots.pem").write_bytes(authority.pem("intel_root", "amd_ark", "nvidia_root"))
         if isinstance(evidence.cpu.report, Quote):
-            collateral = simulated_collateral(
-                authority, evidence.cpu.report, now=now, tcb_status=args.tcb_status
-            )
+            collateral = simulated_collateral(authority, evidence.cpu.report, now=now, tcb_status=args.tcb_status)
             Path(f"{out}.collateral.json").write_text(json.dumps(collateral, indent=1))
         print(
             f"wrote SIMULATED evidence to {out} (+ .cpu.bin, .roots.pem"

@@ -177,9 +177,7 @@ class Policy:
         if self.snp_min_tcb is not None:
             tcb = tuple(self.snp_min_tcb)
             if len(tcb) != 4 or not all(isinstance(v, int) and 0 <= v <= 255 for v in tcb):
-                raise ValueError(
-                    "policy.snp_min_tcb: expected [bootloader, tee, snp, microcode], each 0..255"
-                )
+                raise ValueError("policy.snp_min_tcb: expected [bootloader, tee, snp, microcode], each 0..255")
             set_(self, "snp_min_tcb", tcb)
         if self.gpu not in GPU_MODES:
             raise ValueError(f"policy.gpu: expected one of {', '.join(GPU_MODES)}")
@@ -242,9 +240,7 @@ class Policy:
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(valid))
         if unknown:
-            raise ValueError(
-                f"unknown policy field(s) {', '.join(unknown)}; valid fields: {', '.join(valid)}"
-            )
+            raise ValueError(f"unknown policy field(s) {', '.join(unknown)}; valid fields: {', '.join(valid)}")
         return cls(**dict(data))
 
     @classmethod

@@ -138,9 +138,7 @@ class AttestationResult:
             claims = "<br>".join(
                 f"{e(k)}: <code>{e(str(v)[:64])}</code>" for k, v in d.claims.items() if k != "measurements"
             )
-            parts.append(
-                f"<tr><td>{e(d.device)}</td><td>{e(d.kind)}</td><td>{e(d.status)}</td><td>{claims}</td></tr>"
-            )
+            parts.append(f"<tr><td>{e(d.device)}</td><td>{e(d.kind)}</td><td>{e(d.status)}</td><td>{claims}</td></tr>")
         parts.append("</table>")
         if self.reasons:
             parts.append("<ul>" + "".join(f"<li>{e(r)}</li>" for r in self.reasons) + "</ul>")

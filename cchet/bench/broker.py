@@ -52,8 +52,7 @@ def table(result: dict[str, Any]) -> str:
     """A Markdown table of a result document."""
     lines = ["| figure | ms |", "|---|---:|"]
     lines += [
-        f"| {name.removesuffix('_ms').replace('_', ' ')} | {value:.3f} |"
-        for name, value in result["rows"].items()
+        f"| {name.removesuffix('_ms').replace('_', ' ')} | {value:.3f} |" for name, value in result["rows"].items()
     ]
     return "\n".join(lines)
 
@@ -82,9 +81,7 @@ def run(repeats: int = 15, clients: int = 32, quick: bool = False) -> dict[str, 
         warm.keys([key.key_id], function="f")
 
         def evidence_only() -> None:
-            attester.collect(
-                os.urandom(32), Binding(broker.broker_id, *DEFAULT_SUITE.ids, b"k" * 1216, bytes(32))
-            )
+            attester.collect(os.urandom(32), Binding(broker.broker_id, *DEFAULT_SUITE.ids, b"k" * 1216, bytes(32)))
 
         def hpke_only() -> None:
             pair = HpkeKeyPair(DEFAULT_SUITE)

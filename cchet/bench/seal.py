@@ -38,9 +38,7 @@ def _candidates(n: int, cores: int, key: cchet.DataKey, raw: AESGCM, nonce: byte
         fns[f"seal/{t}"] = lambda t=t: cchet.seal_into(key, src, sealed, threads=t)
         fns[f"unseal/{t}"] = lambda t=t: cchet.unseal_into(key, blob, opened, threads=t)
     fns["seal/1/pycryptodome"] = lambda: cchet.seal_into(key, src, sealed, threads=1, backend="pycryptodome")
-    fns["unseal/1/pycryptodome"] = lambda: cchet.unseal_into(
-        key, blob, opened, threads=1, backend="pycryptodome"
-    )
+    fns["unseal/1/pycryptodome"] = lambda: cchet.unseal_into(key, blob, opened, threads=1, backend="pycryptodome")
     return fns
 
 

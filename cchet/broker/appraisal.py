@@ -28,16 +28,14 @@ class EvidenceAppraiser:
     def __call__(
         self, evidence: object, policy: Any, *, nonce: bytes, binding: Binding, nonce_age_s: float
     ) -> Appraisal:
-        from cchet.attest import appraise
+        from cchet.attest.appraise import appraise
 
         try:
             raw = b64d(evidence, "evidence")
         except ProtocolError as e:
             return Appraisal((f"evidence: {e}",), False, "")
         issued = self.options.now() - dt.timedelta(seconds=nonce_age_s)
-        result = appraise(
-            raw, policy, nonce=nonce, binding=binding, options=self.options, nonce_issued_at=issued
-        )
+        result = appraise(raw, policy, nonce=nonce, binding=binding, options=self.options, nonce_issued_at=issued)
         return Appraisal(
             tuple(result.reasons),
             result.simulated,

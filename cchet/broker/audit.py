@@ -78,29 +78,19 @@ def verify_audit_log(path: str | os.PathLike[str], mac_key: bytes) -> AuditRepor
             except (ValueError, KeyError, AttributeError, TypeError):
                 return AuditReport(n - 1, n, f"line {n} is not an audit record")
             if record.get("seq") != n:
-                return AuditReport(
-                    n - 1, n, f"line {n} has sequence number {record.get('seq')!r}, expected {n}"
-                )
+                return AuditReport(n - 1, n, f"line {n} has sequence number {record.get('seq')!r}, expected {n}")
             if record.get("prev") != prev:
-                return AuditReport(
-                    n - 1, n, f"line {n} does not chain to line {n - 1} (records removed or reordered)"
-                )
+                return AuditReport(n - 1, n, f"line {n} does not chain to line {n - 1} (records removed or reordered)")
             if not hmac.compare_digest(_mac(mac_key, record), str(mac)):
                 return AuditReport(n - 1, n, f"line {n} fails its MAC (modified, or another broker's key)")
             prev = str(mac)
     head = _read_head(p)
     if head is None:
-        return AuditReport(
-            n, n + 1 if n else 1, "the head anchor file is missing: truncation cannot be ruled out"
-        )
-    if not hmac.compare_digest(
-        _head_mac(mac_key, head.get("seq", -1), str(head.get("tag"))), str(head.get("mac"))
-    ):
+        return AuditReport(n, n + 1 if n else 1, "the head anchor file is missing: truncation cannot be ruled out")
+    if not hmac.compare_digest(_head_mac(mac_key, head.get("seq", -1), str(head.get("tag"))), str(head.get("mac"))):
         return AuditReport(n, None, "the head anchor fails its MAC")
     if head["seq"] > n:
-        return AuditReport(
-            n, n + 1, f"truncated: the head anchors record {head['seq']} but the log ends at {n}"
-        )
+        return AuditReport(n, n + 1, f"truncated: the head anchors record {head['seq']} but the log ends at {n}")
     if head["seq"] < n:
         return AuditReport(n, head["seq"] + 1, f"records after {head['seq']} are not anchored by the head")
     if head["tag"] != prev:
@@ -111,9 +101,7 @@ def verify_audit_log(path: str | os.PathLike[str], mac_key: bytes) -> AuditRepor
 class AuditLog:
     """Appends MAC-chained records to ``path``; thread-safe. Refuses to extend a log that does not verify."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], mac_key: bytes, *, clock: Callable[[], float] = time.time
-    ):
+    def __init__(self, path: str | os.PathLike[str], mac_key: bytes, *, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self._key = mac_key
         self._clock = clock

@@ -160,9 +160,7 @@ class BrokerClient:
             try:
                 bundle = json.loads(pair.open(sealed, bundle_info(report_data)))
             except InvalidTag:
-                raise ProtocolError(
-                    "the key bundle does not open with this worker's key and transcript"
-                ) from None
+                raise ProtocolError("the key bundle does not open with this worker's key and transcript") from None
             if bundle.get("transcript") != report_data.hex():
                 raise ProtocolError("the key bundle is bound to another transcript")
             keys: dict[bytes, DataKey] = {}

@@ -24,9 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--policy", type=Path, help="default policy file (.toml/.json/.yaml)")
     serve.add_argument("--audit-log", type=Path, help="append-only, MAC-chained audit log (JSON lines)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any)"
-    )
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any)")
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
     serve.add_argument(
@@ -54,9 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     audit = sub.add_parser("audit", help="check a broker audit log")
     audit_actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    verify = audit_actions.add_parser(
-        "verify", help="verify every record's MAC, the chain and the head anchor"
-    )
+    verify = audit_actions.add_parser("verify", help="verify every record's MAC, the chain and the head anchor")
     verify.add_argument("log", type=Path)
     _state(verify)
     verify.set_defaults(run=_audit_verify)

@@ -44,9 +44,7 @@ class HpkeSuite:
                 raise ValueError(f"an X25519 HPKE public key is 32 bytes, got {len(data)}")
             return x25519.X25519PublicKey.from_public_bytes(data)
         if len(data) != MLKEM768_PK_SIZE + 32:
-            raise ValueError(
-                f"an MLKEM768-X25519 HPKE public key is {MLKEM768_PK_SIZE + 32} bytes, got {len(data)}"
-            )
+            raise ValueError(f"an MLKEM768-X25519 HPKE public key is {MLKEM768_PK_SIZE + 32} bytes, got {len(data)}")
         return _hpke.MLKEM768X25519PublicKey(
             mlkem.MLKEM768PublicKey.from_public_bytes(data[:MLKEM768_PK_SIZE]),
             x25519.X25519PublicKey.from_public_bytes(data[MLKEM768_PK_SIZE:]),

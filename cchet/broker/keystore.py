@@ -46,9 +46,7 @@ class KeyScope:
     def refusals(self, functions: Iterable[str], data_ids: Iterable[str]) -> list[str]:
         out = []
         if self.functions is not None:
-            out += [
-                f"function {f!r} is outside the key's scope" for f in functions if f not in self.functions
-            ]
+            out += [f"function {f!r} is outside the key's scope" for f in functions if f not in self.functions]
         if self.data_ids is not None:
             out += [f"data id {d!r} is outside the key's scope" for d in data_ids if d not in self.data_ids]
         return out

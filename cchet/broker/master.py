@@ -72,8 +72,7 @@ class MasterKey:
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
             raise PermissionError(
-                f"master key {path} is accessible by group or others (mode {mode:04o}): "
-                f"run 'chmod 600 {path}'"
+                f"master key {path} is accessible by group or others (mode {mode:04o}): run 'chmod 600 {path}'"
             )
         try:
             return cls(bytes.fromhex(path.read_text().strip()))

@@ -157,9 +157,7 @@ class KeyRequest:
         d = as_object(doc, "request")
         version = _field(d, "version", int)
         if version != PROTOCOL_VERSION:
-            raise ProtocolError(
-                f"protocol version {version} is not supported (this broker speaks {PROTOCOL_VERSION})"
-            )
+            raise ProtocolError(f"protocol version {version} is not supported (this broker speaks {PROTOCOL_VERSION})")
         key_ids = _field(d, "key_ids", list)
         try:
             keys = tuple(bytes.fromhex(k) for k in key_ids)
@@ -181,9 +179,7 @@ class KeyRequest:
 
 
 def spki(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _to_sign(role: str, body: dict[str, Any]) -> bytes:
@@ -213,9 +209,7 @@ def open_signed(message: object, role: str, expected_broker_id: bytes) -> dict[s
     key_der = b64d(m.get("broker_key"), "broker_key", max_size=4096)
     signature = b64d(m.get("signature"), "signature", size=64)
     if not hmac.compare_digest(hashlib.sha256(key_der).digest(), expected_broker_id):
-        raise ProtocolError(
-            "the response is signed by another broker (its key does not hash to the pinned broker id)"
-        )
+        raise ProtocolError("the response is signed by another broker (its key does not hash to the pinned broker id)")
     try:
         public = serialization.load_der_public_key(key_der)
     except ValueError:

@@ -84,9 +84,7 @@ def issue_token(
         "key_ids": sorted(k.hex() for k in key_ids),
         "simulated": simulated,
     }
-    return jwt.encode(
-        {"alg": "Ed25519", "typ": "JWT"}, claims, OKPKey.import_key(key), algorithms=list(ALGORITHMS)
-    )
+    return jwt.encode({"alg": "Ed25519", "typ": "JWT"}, claims, OKPKey.import_key(key), algorithms=list(ALGORITHMS))
 
 
 def verify_token(

@@ -13,8 +13,7 @@ def readable_view(obj: object, name: str) -> memoryview:
         view = memoryview(obj)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(
-            f"{name} must be a bytes-like object (bytes, bytearray, memoryview, numpy array), "
-            f"got {type(obj).__name__}"
+            f"{name} must be a bytes-like object (bytes, bytearray, memoryview, numpy array), got {type(obj).__name__}"
         ) from None
     if not view.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous: pass a contiguous copy (numpy.ascontiguousarray)")
@@ -26,8 +25,7 @@ def writable_view(obj: object, name: str) -> memoryview:
     view = readable_view(obj, name)
     if view.readonly:
         raise TypeError(
-            f"{name} must be writable (bytearray, numpy array, writable memoryview), "
-            f"got read-only {type(obj).__name__}"
+            f"{name} must be writable (bytearray, numpy array, writable memoryview), got read-only {type(obj).__name__}"
         )
     return view
 

@@ -39,13 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     seal.add_argument("input", help="file to seal, or - for stdin")
     seal.add_argument("output", help="sealed file to write, or - for stdout")
     seal.add_argument("-k", "--key", type=Path, required=True, help="data-key file")
-    seal.add_argument(
-        "--create-key", action="store_true", help="create the key file first (fails if it exists)"
-    )
+    seal.add_argument("--create-key", action="store_true", help="create the key file first (fails if it exists)")
     seal.add_argument("--context", default="", help="associated data the reader must repeat (UTF-8)")
-    seal.add_argument(
-        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="power of two, 4 KiB..64 MiB"
-    )
+    seal.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="power of two, 4 KiB..64 MiB")
     seal.set_defaults(run=_seal)
 
     unseal = sub.add_parser("unseal", help="open a cchet sealed stream")
@@ -99,9 +95,7 @@ def _seal(args: argparse.Namespace) -> int:
     key = read_key_file(args.key)
     with _input(args.input) as src, _output(args.output) as dst:
         length = _known_length(src)
-        with SealWriter(
-            key, dst, context=args.context.encode(), chunk_size=args.chunk_size, length=length
-        ) as writer:
+        with SealWriter(key, dst, context=args.context.encode(), chunk_size=args.chunk_size, length=length) as writer:
             shutil.copyfileobj(src, writer, COPY_BUFFER)
     return 0
 

@@ -149,9 +149,7 @@ def check_chunk_size(chunk_size: int) -> None:
     if chunk_size <= 0 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
     if not 1 << MIN_CHUNK_LOG2 <= chunk_size <= 1 << MAX_CHUNK_LOG2:
-        raise ValueError(
-            f"chunk_size {chunk_size} is outside 4 KiB..64 MiB (2**{MIN_CHUNK_LOG2}..2**{MAX_CHUNK_LOG2})"
-        )
+        raise ValueError(f"chunk_size {chunk_size} is outside 4 KiB..64 MiB (2**{MIN_CHUNK_LOG2}..2**{MAX_CHUNK_LOG2})")
 
 
 def chunk_count(plaintext_length: int, chunk_size: int) -> int:
@@ -217,9 +215,7 @@ def body_layout(header: Header, body_len: int) -> BodyLayout:
         raise SealedFormatError("length", f"empty last chunk at index {full} (only an empty stream has one)")
     plain = full * cs + (tail - TAG_SIZE if tail else 0)
     if plain > MAX_STREAM_BYTES:
-        raise SealedFormatError(
-            "length", f"{plain} plaintext bytes exceeds the per-stream limit of {MAX_STREAM_BYTES}"
-        )
+        raise SealedFormatError("length", f"{plain} plaintext bytes exceeds the per-stream limit of {MAX_STREAM_BYTES}")
     return BodyLayout(plain, cs)
 
 

@@ -47,8 +47,7 @@ def read_key_file(path: str | os.PathLike[str]) -> DataKey:
     mode = p.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PermissionError(
-            f"key file {p} is accessible by group or others (mode {stat.S_IMODE(mode):04o}): "
-            f"run 'chmod 600 {p}'"
+            f"key file {p} is accessible by group or others (mode {stat.S_IMODE(mode):04o}): run 'chmod 600 {p}'"
         )
     try:
         doc = json.loads(p.read_text())

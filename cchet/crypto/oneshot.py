@@ -176,6 +176,5 @@ def unseal(
 def _check_key(key: object) -> None:
     if not isinstance(key, DataKey):
         raise TypeError(
-            f"key must be a cchet.DataKey (DataKey.generate() or one released by the broker), "
-            f"got {type(key).__name__}"
+            f"key must be a cchet.DataKey (DataKey.generate() or one released by the broker), got {type(key).__name__}"
         )

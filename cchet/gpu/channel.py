@@ -222,9 +222,7 @@ class BounceChannel:
             off, length = batches.sealed(b)
             slot[:length] = body[off : off + length]
 
-        out = self._h2d(
-            batches, stage_into, key=key, header=header, context=context, mode="pre-sealed, no CPU crypto"
-        )
+        out = self._h2d(batches, stage_into, key=key, header=header, context=context, mode="pre-sealed, no CPU crypto")
         n = layout.plaintext_length
         dt = np.dtype(dtype)
         return self.device.from_bytes(out, dt, shape if shape is not None else (n // dt.itemsize,))

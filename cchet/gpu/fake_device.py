@@ -112,9 +112,7 @@ class _FakeGCM:
 
         def run() -> None:
             time.sleep(self._delay)
-            body, _ = reference.seal_batch(
-                self._schedule, src[:n], self._cs, batch.first_index, final=batch.final
-            )
+            body, _ = reference.seal_batch(self._schedule, src[:n], self._cs, batch.first_index, final=batch.final)
             dst[: len(body)] = np.frombuffer(body, dtype=np.uint8)
 
         stream.submit(run)
@@ -142,9 +140,7 @@ class FakeDevice:
 
     simulated = True
 
-    def __init__(
-        self, index: int = 0, *, copy_bytes_per_s: float | None = None, kernel_seconds: float = 0.0
-    ) -> None:
+    def __init__(self, index: int = 0, *, copy_bytes_per_s: float | None = None, kernel_seconds: float = 0.0) -> None:
         self.index = index
         self.name = f"SIMULATED fake device {index} (numpy; protects nothing)"
         self._bandwidth = copy_bytes_per_s

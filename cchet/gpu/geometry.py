@@ -63,9 +63,7 @@ def plan(
     thread. Raises ``ValueError`` for non-positive counts.
     """
     if chunks < 1 or chunk_size < 16 or chunk_size % 16:
-        raise ValueError(
-            f"need chunks >= 1 and chunk_size a positive multiple of 16, got {chunks}, {chunk_size}"
-        )
+        raise ValueError(f"need chunks >= 1 and chunk_size a positive multiple of 16, got {chunks}, {chunk_size}")
     m = chunk_size // 16
     max_segments = max(1, m // lanes)
     want = min(max_segments, max(1, -(-target_blocks // chunks)))

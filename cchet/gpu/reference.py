@@ -181,9 +181,7 @@ def seal_batch(
         raise ValueError("only the final batch may hold a partial chunk")
     lengths = _chunk_lengths(len(src), chunk_size, count)
     last = first_index + count - 1 if final else -1
-    nonces = chunk_nonces(
-        schedule.field(sched.PREFIX, 2).astype(">u4").tobytes()[:7], first_index, count, last
-    )
+    nonces = chunk_nonces(schedule.field(sched.PREFIX, 2).astype(">u4").tobytes()[:7], first_index, count, last)
     data = _pad_rows(src, np.arange(count, dtype=np.int64) * chunk_size, lengths)
     aad = schedule.field(sched.AAD, 8).astype(">u4").tobytes()
     out, trace = _core(schedule, nonces, lengths, data, aad, seal=True)
@@ -204,9 +202,7 @@ def open_batch(
     if (lengths < 0).any():
         raise ValueError("sealed batch is shorter than its tags")
     last = first_index + count - 1 if final else -1
-    nonces = chunk_nonces(
-        schedule.field(sched.PREFIX, 2).astype(">u4").tobytes()[:7], first_index, count, last
-    )
+    nonces = chunk_nonces(schedule.field(sched.PREFIX, 2).astype(">u4").tobytes()[:7], first_index, count, last)
     starts = np.arange(count, dtype=np.int64) * step
     data = _pad_rows(src, starts, lengths)
     aad = schedule.field(sched.AAD, 8).astype(">u4").tobytes()

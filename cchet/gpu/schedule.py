@@ -102,9 +102,7 @@ class StreamSchedule:
         return cls(words=w, geometry=geometry)
 
     @classmethod
-    def for_stream(
-        cls, key: DataKey, header: fmt.Header, context: bytes, geometry: Geometry
-    ) -> StreamSchedule:
+    def for_stream(cls, key: DataKey, header: fmt.Header, context: bytes, geometry: Geometry) -> StreamSchedule:
         """The schedule of a sealed stream: HKDF stream key, the header's prefix, its chunk AAD."""
         stream_key = fmt.stream_key(data_key_bytes(key), header)
         aad = fmt.chunk_aad(header.pack(), bytes(context))

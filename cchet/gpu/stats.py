@@ -66,16 +66,8 @@ class TransferStats:
             f"<td>{self.busy_seconds(st) * 1e3:.2f}</td></tr>"
             for st in self.stages
         )
-        flag = (
-            " <b>SIMULATED device: protects nothing, timings say nothing about a GPU</b>"
-            if self.simulated
-            else ""
-        )
-        aborted = (
-            f"<br>aborted at batch {self.aborted_at} (integrity failure)"
-            if self.aborted_at is not None
-            else ""
-        )
+        flag = " <b>SIMULATED device: protects nothing, timings say nothing about a GPU</b>" if self.simulated else ""
+        aborted = f"<br>aborted at batch {self.aborted_at} (integrity failure)" if self.aborted_at is not None else ""
         return (
             f"<div><b>BounceChannel {html.escape(self.direction)}</b> ({html.escape(self.mode)}) on "
             f"{html.escape(self.device)}{flag}<br>{self.nbytes} bytes in {self.batches} batches, "

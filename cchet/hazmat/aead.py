@@ -122,9 +122,7 @@ def backend_name(backend: str | None = None) -> str:
     name = backend if backend is not None else os.environ.get(BACKEND_ENV) or "openssl"
     if name not in BACKENDS:
         source = "backend=" if backend is not None else f"${BACKEND_ENV}="
-        raise ValueError(
-            f"unknown AEAD backend {source}{name!r}: choose one of {', '.join(sorted(BACKENDS))}"
-        )
+        raise ValueError(f"unknown AEAD backend {source}{name!r}: choose one of {', '.join(sorted(BACKENDS))}")
     return name
 
 

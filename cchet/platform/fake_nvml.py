@@ -115,9 +115,7 @@ class FakeNvml:
 
     def nvmlDeviceGetConfComputeMemSizeInfo(self, gpu: FakeGpu) -> SimpleNamespace:
         self._cc()
-        return SimpleNamespace(
-            protectedMemSizeKib=gpu.protected_kib, unprotectedMemSizeKib=gpu.unprotected_kib
-        )
+        return SimpleNamespace(protectedMemSizeKib=gpu.protected_kib, unprotectedMemSizeKib=gpu.unprotected_kib)
 
     def nvmlSystemGetConfComputeKeyRotationThresholdInfo(self) -> SimpleNamespace:
         self._cc()

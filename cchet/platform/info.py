@@ -64,10 +64,7 @@ class MachineInfo:
                 if not g.ready:
                     state += ", not ready (accepts no work until attested and set ready)"
             else:
-                state = (
-                    "CC off: GPU memory is NOT protected (channel staging stays ciphertext, device memory "
-                    "does not)"
-                )
+                state = "CC off: GPU memory is NOT protected (channel staging stays ciphertext, device memory does not)"
             out.append(f"GPU {g.index} {g.name}: {state}")
         if self.cc is not None and self.cc.devtools:
             out.append("CC devtools mode is on: GPU confidentiality is off")
@@ -85,9 +82,7 @@ class MachineInfo:
         else:
             lines.append(f"NVIDIA driver: {self.driver}; GPUs: {len(self.gpus)}")
             if self.key_rotation_threshold is not None:
-                lines.append(
-                    f"CC key-rotation threshold: attacker advantage 2^-{self.key_rotation_threshold}"
-                )
+                lines.append(f"CC key-rotation threshold: attacker advantage 2^-{self.key_rotation_threshold}")
         for g in self.gpus:
             lines.append(
                 f"  GPU {g.index}: {g.name}; CC {_onoff(g.cc_on)}; ready {_yesno(g.ready)}; "

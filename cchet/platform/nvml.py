@@ -131,9 +131,7 @@ class Nvml:
         self._nv = nv
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if self._nv is not None:
             self._nv.nvmlShutdown()
             self._nv = None

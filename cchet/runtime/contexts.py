@@ -29,9 +29,7 @@ class Role:
     DIAG = b"cchet/v1/diag"
 
 
-def context(
-    role: bytes, session_id: bytes, function_digest: bytes, call_id: bytes, slot: int | None = None
-) -> bytes:
+def context(role: bytes, session_id: bytes, function_digest: bytes, call_id: bytes, slot: int | None = None) -> bytes:
     parts = [role, session_id, function_digest, call_id]
     out = b"".join(struct.pack(">H", len(p)) + p for p in parts)
     return out + (b"" if slot is None else struct.pack(">I", slot))

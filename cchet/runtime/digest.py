@@ -44,9 +44,7 @@ def _code(h: Any, code: types.CodeType) -> None:
         _feed(h, "\x00".join(names).encode())
     _feed(
         h,
-        struct.pack(
-            ">IIII", code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags
-        ),
+        struct.pack(">IIII", code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags),
     )
     _feed(h, str(len(code.co_consts)).encode())
     for const in code.co_consts:

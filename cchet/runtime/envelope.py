@@ -55,9 +55,7 @@ def seal_call(
             payloads.append(value.ref)
             key_ids.add(value.descriptor.key_id)
             return {"kind": "ref", "payload": index, "descriptor": value.descriptor.to_json()}
-        payloads.append(
-            seal_value(job_key, value, context(Role.ARG, session_id, function_digest, call_id, i))
-        )
+        payloads.append(seal_value(job_key, value, context(Role.ARG, session_id, function_digest, call_id, i)))
         return {"kind": "inline", "payload": index}
 
     positional = list(args)

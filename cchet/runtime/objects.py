@@ -52,9 +52,7 @@ def get(refs: SealedRef | list[SealedRef], *, timeout: float | None = None) -> A
     items: list[Any] = [refs] if single else list(refs)
     for r in items:
         if not isinstance(r, SealedRef):
-            raise TypeError(
-                f"cchet.get takes SealedRefs (from .remote() or cchet.put), got {type(r).__name__}"
-            )
+            raise TypeError(f"cchet.get takes SealedRefs (from .remote() or cchet.put), got {type(r).__name__}")
     raw = ray.get([r.ref for r in items], timeout=timeout)
     values = [_resolve(r, v) for r, v in zip(items, raw, strict=True)]
     return values[0] if single else values

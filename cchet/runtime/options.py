@@ -27,9 +27,7 @@ def _tee(value: object) -> str:
 
 def _gpu(value: object) -> str | None:
     if value not in GPU_CHOICES:
-        raise ValueError(
-            f"gpu must be None (no GPU) or 'cc' (a GPU in confidential-computing mode), got {value!r}"
-        )
+        raise ValueError(f"gpu must be None (no GPU) or 'cc' (a GPU in confidential-computing mode), got {value!r}")
     return None if value is None else str(value)
 
 

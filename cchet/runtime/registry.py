@@ -55,9 +55,7 @@ def _collect(nonce: bytes, binding: Binding) -> str:
 class NodeRegistry:
     """Node id -> appraisal result, TEE kind, GPUs and expiry."""
 
-    def __init__(
-        self, broker_id: bytes, options: VerifyOptions, policy: Policy, audit: AuditLog | None = None
-    ) -> None:
+    def __init__(self, broker_id: bytes, options: VerifyOptions, policy: Policy, audit: AuditLog | None = None) -> None:
         self._broker_id = broker_id
         self._audit = audit
         self._options = options
@@ -115,9 +113,7 @@ class NodeRegistry:
     def _record(self, node_id: str, result: AttestationResult) -> None:
         kind = result.devices[0].kind if result.devices else "unknown"
         gpus = sum(1 for d in result.devices if d.device.startswith("gpu"))
-        entry = NodeEntry(
-            node_id, result, kind, gpus, result.appraised_at + dt.timedelta(seconds=ATTESTATION_TTL_S)
-        )
+        entry = NodeEntry(node_id, result, kind, gpus, result.appraised_at + dt.timedelta(seconds=ATTESTATION_TTL_S))
         with self._lock:
             self._nodes[node_id] = entry
 

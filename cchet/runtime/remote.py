@@ -86,9 +86,7 @@ class RemoteFunction:
             extra_key_ids=opts.keys,
         )
         key_ids = sealed.key_ids
-        scope = hashlib.sha256(
-            b"".join(sorted(key_ids)) + (opts.policy.policy_id.encode() if opts.policy else b"")
-        )
+        scope = hashlib.sha256(b"".join(sorted(key_ids)) + (opts.policy.policy_id.encode() if opts.policy else b""))
         ray_options = dict(opts.ray)
         env = dict((ray_options.pop("runtime_env", None) or {}).get("env_vars", {}))
         env.update(session.worker_env(scope.digest()))
@@ -127,7 +125,5 @@ def remote(*args: Any, **options: Any) -> Any:
 
 def _wrap(fn: Any, options: TaskOptions) -> RemoteFunction:
     if isinstance(fn, type):
-        raise TypeError(
-            "cchet.remote on classes (confidential actors) is not available yet; decorate a function"
-        )
+        raise TypeError("cchet.remote on classes (confidential actors) is not available yet; decorate a function")
     return RemoteFunction(fn, options)

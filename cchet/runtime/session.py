@@ -2,8 +2,11 @@
 
 One session per driver process. It holds a random 16-byte session id (bound into every sealed context), a
 job key for the session's intermediates (released only to workers that pass the session policy), the key
-broker (a listener thread in this process, so keys never leave it), and the registry of attested nodes that
-placement uses.
+broker, and the registry of attested nodes that placement uses.
+
+The broker is either a listener thread in this process (the default: keys never leave it but HPKE-sealed to
+attested workers), or a standalone ``cchet broker serve`` named by ``broker=URL``, with the broker id the
+workers pin and a job key the data owner created there (``cchet broker key add --kind job``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from cchet.attest.policy import Policy
-from cchet.errors import CchetError, PlacementError
+from cchet.errors import CchetError, IntegrityError, PlacementError
 from cchet.hazmat.keys import DataKey
 from cchet.runtime.registry import NodeRegistry
 from cchet.runtime.worker import ENV
 
 __all__ = ["Session", "current", "init", "shutdown"]
+
+JOB_KEY_LIFETIME_S = 24 * 3600
+BROKER_ENV = {"url": "CCHET_BROKER_URL", "id": "CCHET_BROKER_ID", "job_key": "CCHET_JOB_KEY"}
 
 _lock = threading.Lock()
 _session: Session | None = None
@@ -31,9 +37,11 @@ _session: Session | None = None
 
 @dataclass
 class Session:
+    """What ``cchet.init`` set up. ``local_broker`` is the in-process :class:`KeyBroker` (None with a
+    standalone broker); ``server`` its listener."""
+
     session_id: bytes
-    broker: Any
-    server: Any
+    broker_id: bytes
     broker_url: str
     policy: Policy
     job_key: DataKey
@@ -41,17 +49,24 @@ class Session:
     sim_key_dir: str | None
     registry: NodeRegistry
     started_ray: bool
+    local_broker: Any = None
+    server: Any = None
     keys: dict[bytes, DataKey] = field(default_factory=dict)
     policy_keys: dict[str, DataKey] = field(default_factory=dict)
 
+    @property
+    def broker(self) -> Any:
+        """The in-process key broker; ``CchetError`` when the session uses a standalone one."""
+        if self.local_broker is None:
+            raise CchetError(f"this session uses the standalone broker at {self.broker_url}, not one in this process")
+        return self.local_broker
+
     def key(self, key_id: bytes) -> DataKey:
-        """A key the data owner holds: the job key, a policy key, or any key in the broker."""
+        """A key the data owner holds here: the job key, a policy key, or (in-process broker) any stored key."""
         if key_id in self.keys:
             return self.keys[key_id]
-        entry = self.broker.keys.get(key_id)
+        entry = self.local_broker.keys.get(key_id) if self.local_broker is not None else None
         if entry is None:
-            from cchet.errors import IntegrityError
-
             raise IntegrityError()
         key: DataKey = entry.key
         return key
@@ -60,27 +75,33 @@ class Session:
         """The job key for results of functions held to ``policy`` (the session job key by default)."""
         if policy is None:
             return self.job_key
+        if self.local_broker is None:
+            raise CchetError(
+                "@cchet.remote(policy=...) needs the broker in this process to create a key under that policy; "
+                "with a standalone broker, add one with 'cchet broker key add --kind job --policy FILE' and pass "
+                "it to the task with keys=[...]"
+            )
         with _lock:
             key = self.policy_keys.get(policy.policy_id)
             if key is None:
-                key = self.broker.add_key(policy=policy, kind="job", expires=time.time() + JOB_KEY_LIFETIME_S)
+                expires = time.time() + JOB_KEY_LIFETIME_S
+                key = self.local_broker.add_key(policy=policy, kind="job", expires=expires)
                 self.policy_keys[policy.policy_id] = key
                 self.keys[key.key_id] = key
         return key
 
     def worker_env(self, scope: bytes) -> dict[str, str]:
+        """What a worker of this session needs in its environment (``runtime_env``); a distinct ``scope``
+        gives a distinct environment, so Ray never mixes scopes in one worker process."""
         env = {
             ENV["broker_url"]: self.broker_url,
-            ENV["broker_id"]: self.broker.broker_id.hex(),
+            ENV["broker_id"]: self.broker_id.hex(),
             ENV["scope"]: hashlib.sha256(self.session_id + scope).hexdigest()[:16],
         }
         if self.simulate:
             env[ENV["simulate"]] = self.simulate
             env[ENV["sim_key_dir"]] = str(self.sim_key_dir)
         return env
-
-
-JOB_KEY_LIFETIME_S = 24 * 3600
 
 
 def default_broker_state() -> Path:
@@ -101,10 +122,33 @@ def _simulated_policy(kind: str, key_dir: str) -> Policy:
     from cchet.attest.simulate.composite import simulate_composite
 
     attester = SimulatedAttester.for_kind(kind, key_dir)
-    evidence = simulate_composite(
-        attester.authority, attester.tee_kind, report_data=bytes(64), gpus=attester.gpu_count
-    )
+    evidence = simulate_composite(attester.authority, attester.tee_kind, report_data=bytes(64), gpus=attester.gpu_count)
     return reference_policy([evidence], name=f"simulated-{kind}", allow_simulation=True)
+
+
+def _standalone(
+    broker: str, broker_id: str | bytes | None, job_key: DataKey | str | os.PathLike[str] | None
+) -> tuple[bytes, DataKey]:
+    from cchet.crypto.keyfile import read_key_file
+
+    bid = broker_id if broker_id is not None else os.environ.get(BROKER_ENV["id"])
+    if bid is None:
+        raise CchetError(
+            f"cchet.init(broker={broker!r}) needs the broker id the workers must pin: pass broker_id= or set "
+            f"{BROKER_ENV['id']} (print it on the broker's machine with 'cchet broker id --state DIR')"
+        )
+    pinned = bytes.fromhex(bid) if isinstance(bid, str) else bytes(bid)
+    if len(pinned) != 32:
+        raise ValueError("broker_id is 32 bytes (64 hex digits): the SHA-256 of the broker's public key")
+    source = job_key if job_key is not None else os.environ.get(BROKER_ENV["job_key"])
+    if source is None:
+        raise CchetError(
+            f"cchet.init(broker={broker!r}) needs the session's job key: create one on the broker's machine with "
+            f"'cchet broker key add --kind job --out job.key' and pass job_key='job.key' (or set "
+            f"{BROKER_ENV['job_key']})"
+        )
+    key = source if isinstance(source, DataKey) else read_key_file(source)
+    return pinned, key
 
 
 def init(
@@ -113,20 +157,26 @@ def init(
     simulate: str | None = None,
     policy: Policy | None = None,
     broker: str | None = None,
+    broker_id: str | bytes | None = None,
+    job_key: DataKey | str | os.PathLike[str] | None = None,
     audit_log: str | os.PathLike[str] | None = None,
     broker_state: str | os.PathLike[str] | None = None,
     **ray_init_kwargs: Any,
 ) -> Session:
-    """Start (or join) Ray, start the key broker, attest the nodes, and make this the current session.
+    """Start (or join) Ray, start (or reach) the key broker, attest the nodes; make this the current session.
 
-    ``simulate`` (``"tdx"``, ``"snp"``, ``"sgx"``, optionally ``"+gpu"``) runs one local node as a SIMULATED
-    TEE: it says so on start-up, and simulated TEEs protect nothing. Without an ``address`` a fresh local Ray
-    is started (``address="local"``). With ``simulate`` and no ``policy``, the policy pins the simulator's
-    measurements and allows simulation; an explicit ``policy`` keeps its own ``allow_simulation``.
-    ``audit_log`` records every key-release decision. ``broker_state`` is the broker's state directory
-    (master key, key store); with an ``audit_log`` it defaults to ``$XDG_STATE_HOME/cchet/broker`` so that
-    the log stays verifiable (``cchet audit verify LOG --state DIR``) after this process ends. Other keyword
-    arguments go to ``ray.init``.
+    ``simulate`` (``"tdx"``, ``"snp"``, ``"sgx"``, optionally ``"+gpu"``) runs the node as a SIMULATED TEE:
+    it says so on start-up, and simulated TEEs protect nothing. Without an ``address`` a fresh local Ray is
+    started (``address="local"``, so a stale cluster file cannot hang it). With ``simulate`` and no
+    ``policy``, the policy pins the simulator's measurements and allows simulation; an explicit ``policy``
+    keeps its own ``allow_simulation`` (default False).
+
+    Broker: by default a listener thread in this process; ``audit_log`` records its every decision, and
+    ``broker_state`` (default ``$XDG_STATE_HOME/cchet/broker`` when there is an audit log) keeps its master
+    key so the log stays verifiable (``cchet audit verify LOG --state DIR``). ``broker=URL`` uses a standalone
+    ``cchet broker serve`` instead (``$CCHET_BROKER_URL``), with its pinned ``broker_id`` (``$CCHET_BROKER_ID``)
+    and a ``job_key`` created there (a key file or ``DataKey``; ``$CCHET_JOB_KEY``). Other keyword arguments
+    go to ``ray.init``. Raises :class:`~cchet.CchetError` for a second ``init`` or missing broker settings.
     """
     global _session  # noqa: PLW0603 - the one session of this driver
     import ray
@@ -135,26 +185,23 @@ def init(
     from cchet.attest.simulate.authority import SimulatedAuthority, default_key_dir
     from cchet.attest.simulate.verifier import simulation_options
     from cchet.attest.verify.options import default_options
-    from cchet.broker.appraisal import EvidenceAppraiser
-    from cchet.broker.broker import KeyBroker
-    from cchet.broker.server import BrokerServer
 
-    if broker is not None:
-        raise CchetError(
-            "cchet.init(broker=URL) (a standalone broker) is not available yet: run without broker= to use "
-            "the broker inside this driver"
-        )
     with _lock:
         if _session is not None:
             raise CchetError("cchet.init() was already called in this process; call cchet.shutdown() first")
+    broker = broker or os.environ.get(BROKER_ENV["url"])
+    standalone = _standalone(broker, broker_id, job_key) if broker else None
+    if standalone and (audit_log is not None or broker_state is not None):
+        raise CchetError(
+            "audit_log= and broker_state= belong to the standalone broker: pass them to 'cchet broker serve'"
+        )
     gpus = 0
     sim_key_dir = None
     options = default_options()
     if simulate is not None:
         _kind, gpus = parse_kind(simulate)
         sim_key_dir = str(default_key_dir())
-        authority = SimulatedAuthority.open(sim_key_dir)
-        options = simulation_options(authority)
+        options = simulation_options(SimulatedAuthority.open(sim_key_dir))
         if policy is None:
             policy = _simulated_policy(simulate, sim_key_dir)
         print(
@@ -170,39 +217,48 @@ def init(
             if gpus:
                 ray_init_kwargs.setdefault("num_gpus", gpus)
         ray_init_kwargs.setdefault("include_dashboard", False)
-        ray_init_kwargs.setdefault("log_to_driver", True)
         ray.init(address=address, **ray_init_kwargs)
         started = True
-    if broker_state is None and audit_log is not None:
-        broker_state = default_broker_state()
-    key_broker = KeyBroker(
-        appraiser=EvidenceAppraiser(options),
-        default_policy=policy,
-        state_dir=None if broker_state is None else Path(broker_state),
-        audit_log=None if audit_log is None else Path(audit_log),
-    )
-    local = address in (None, "local")
-    host = "127.0.0.1" if local else ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-    server = BrokerServer(key_broker, host).start()
-    job_key = key_broker.add_key(policy=policy, kind="job", expires=time.time() + JOB_KEY_LIFETIME_S)
-    registry = NodeRegistry(key_broker.broker_id, options, policy, key_broker.audit)
+    local_broker = server = None
+    if standalone is None:
+        from cchet.broker.appraisal import EvidenceAppraiser
+        from cchet.broker.broker import KeyBroker
+        from cchet.broker.server import BrokerServer
+
+        if broker_state is None and audit_log is not None:
+            broker_state = default_broker_state()
+        local_broker = KeyBroker(
+            appraiser=EvidenceAppraiser(options),
+            default_policy=policy,
+            state_dir=None if broker_state is None else Path(broker_state),
+            audit_log=None if audit_log is None else Path(audit_log),
+        )
+        local = address in (None, "local")
+        host = "127.0.0.1" if local else ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        server = BrokerServer(local_broker, host).start()
+        session_key = local_broker.add_key(policy=policy, kind="job", expires=time.time() + JOB_KEY_LIFETIME_S)
+        pinned, url = local_broker.broker_id, server.url
+    else:
+        pinned, session_key = standalone
+        url = str(broker)
     session = Session(
         session_id=os.urandom(16),
-        broker=key_broker,
-        server=server,
-        broker_url=server.url,
+        broker_id=pinned,
+        broker_url=url,
         policy=policy,
-        job_key=job_key,
+        job_key=session_key,
         simulate=simulate,
         sim_key_dir=sim_key_dir,
-        registry=registry,
+        registry=NodeRegistry(pinned, options, policy, local_broker.audit if local_broker else None),
         started_ray=started,
-        keys={job_key.key_id: job_key},
+        local_broker=local_broker,
+        server=server,
+        keys={session_key.key_id: session_key},
     )
     with _lock:
         _session = session
     try:
-        registry.attest_all(session.worker_env(b"node-agent"))
+        session.registry.attest_all(session.worker_env(b"node-agent"))
     except BaseException:
         shutdown()
         raise
@@ -218,7 +274,8 @@ def shutdown() -> None:
         session, _session = _session, None
     if session is None:
         return
-    session.server.stop()
+    if session.server is not None:
+        session.server.stop()
     if session.started_ray and ray.is_initialized():
         ray.shutdown()
 
@@ -235,6 +292,4 @@ def require_placement(tee: str, gpu: str | None) -> list[str]:
         if not session.simulate
         else f"this session simulates {session.simulate!r}"
     )
-    raise PlacementError(
-        f"no attested node qualifies for tee={tee!r}, gpu={gpu!r}; attested nodes: {known}; {hint}"
-    )
+    raise PlacementError(f"no attested node qualifies for tee={tee!r}, gpu={gpu!r}; attested nodes: {known}; {hint}")

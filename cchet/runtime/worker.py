@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cchet.broker.client import BrokerClient, ReleasedKeys
-from cchet.errors import CchetError, IntegrityError, PlacementError
+from cchet.errors import CchetError, IntegrityError
 from cchet.hazmat.keys import DataKey
 from cchet.runtime.contexts import PUT_DIGEST, Role, context
 from cchet.runtime.digest import function_digest, function_name
@@ -57,10 +57,9 @@ def _attester() -> Any:
         from cchet.attest.simulate.attester import SimulatedAttester
 
         return SimulatedAttester.for_kind(kind, os.environ.get(ENV["sim_key_dir"]))
-    raise PlacementError(
-        "this node runs no simulated TEE (CCHET_SIMULATE is unset) and attestation of real TEE workers is "
-        "not wired into the runtime yet: start with cchet.init(simulate='tdx') (or 'snp', 'sgx', 'tdx+gpu')"
-    )
+    from cchet.attest.attesters.local import local_attester
+
+    return local_attester()
 
 
 def worker_client() -> BrokerClient:
@@ -154,9 +153,7 @@ def _payload_key_ids(payloads: tuple[Any, ...]) -> set[bytes]:
     return ids
 
 
-def run_call(
-    fn: Callable[..., Any], meta: dict[str, Any], envelope: SealedValue, payloads: tuple[Any, ...]
-) -> Any:
+def run_call(fn: Callable[..., Any], meta: dict[str, Any], envelope: SealedValue, payloads: tuple[Any, ...]) -> Any:
     """Execute one confidential call of ``fn``; returns ``(sealed result | None, sealed diagnostics)``."""
     digest = function_digest(fn)
     session_id, call_id = bytes.fromhex(meta["session_id"]), bytes.fromhex(meta["call_id"])
@@ -202,9 +199,7 @@ def _arguments(
             raise IntegrityError()
         result, diag = payload
         if result is None:
-            producer_diag = context(
-                Role.DIAG, descriptor.session_id, descriptor.producer_digest, descriptor.call_id
-            )
+            producer_diag = context(Role.DIAG, descriptor.session_id, descriptor.producer_digest, descriptor.call_id)
             error = _unpickle_error(_open_any(key_for, diag, producer_diag))
             error.add_note(f"(raised by the task that produced argument {slot} of this call)")
             raise error
@@ -212,8 +207,7 @@ def _arguments(
 
     args = [resolve(i, spec) for i, spec in enumerate(call["args"])]
     kwargs = {
-        name: resolve(len(call["args"]) + j, spec)
-        for j, (name, spec) in enumerate(sorted(call["kwargs"].items()))
+        name: resolve(len(call["args"]) + j, spec) for j, (name, spec) in enumerate(sorted(call["kwargs"].items()))
     }
     return args, kwargs
 

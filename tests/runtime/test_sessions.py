@@ -92,6 +92,85 @@ def test_a_result_replayed_from_another_session(session_factory: Any, tmp_path: 
     assert not marker.exists(), "the task body ran on a replayed argument"
 
 
-def test_standalone_broker_is_refused_clearly(ray_cluster: Path) -> None:
-    with pytest.raises(cchet.CchetError, match="broker="):
+def test_a_standalone_broker_needs_its_pinned_id(ray_cluster: Path) -> None:
+    with pytest.raises(cchet.CchetError, match="broker id the workers must pin"):
         cchet.init(simulate="tdx", broker="http://127.0.0.1:1")
+
+
+def test_no_tee_and_no_simulation_raises_placement_error_with_the_fix(session_factory: Any) -> None:
+    session = session_factory(simulate=None)
+    assert session.registry.qualifying("any", None) == []
+    assert any("no TEE attestation interface" in r for r in session.registry.failures.values())
+    with pytest.raises(cchet.PlacementError, match=r"cchet\.init\(simulate='tdx'\)"):
+        plain.remote(1)
+
+
+def test_a_standalone_broker(session_factory: Any, tmp_path: Path) -> None:
+    """cchet broker serve on the owner's side; the driver names it, pins its id and uses a job key made there."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from cchet.attest.simulate.authority import default_key_dir
+
+    exe = Path(sys.executable).with_name("cchet")
+    state, policy = tmp_path / "state", tmp_path / "sim.toml"
+    policy.write_text('name = "sim"\nallow_simulation = true\n')
+    subprocess.run(
+        [
+            exe,
+            "broker",
+            "key",
+            "add",
+            "--state",
+            state,
+            "--kind",
+            "job",
+            "--policy",
+            policy,
+            "--out",
+            tmp_path / "job.key",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    serve = subprocess.Popen(
+        [
+            exe,
+            "broker",
+            "serve",
+            "--state",
+            state,
+            "--port",
+            "0",
+            "--policy",
+            policy,
+            "--audit-log",
+            tmp_path / "broker-audit.jsonl",
+            "--simulation-keys",
+            default_key_dir(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        head = serve.stdout.readline() + serve.stdout.readline()
+        url = re.search(r"serving (\S+)", head).group(1)  # type: ignore[union-attr]
+        broker_id = re.search(r"workers\): ([0-9a-f]+)", head).group(1)  # type: ignore[union-attr]
+        with pytest.raises(cchet.CchetError, match="job key"):
+            cchet.init(simulate="tdx", broker=url, broker_id=broker_id)
+        session = session_factory(
+            simulate="tdx", broker=url, broker_id=broker_id, job_key=tmp_path / "job.key", audit_log=None
+        )
+        assert session.local_broker is None and session.broker_url == url
+        assert cchet.get(plain.remote(41)) == 41
+        with pytest.raises(cchet.CchetError, match="standalone broker"):
+            record.options(policy=Policy(name="x", allow_simulation=True)).remote(str(tmp_path / "m"), 1)
+        events = [json.loads(line)["event"] for line in (tmp_path / "broker-audit.jsonl").read_text().splitlines()]
+        assert "release" in events
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=30)

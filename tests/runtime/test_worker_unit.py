@@ -57,11 +57,7 @@ def _outcome(sealed: Any, fn: Any, result: Any) -> tuple[Any, Any]:
     digest = function_digest(fn)
     parts, diag = result
     outcome = open_value(JOB, diag, context(Role.DIAG, SESSION, digest, sealed.call_id))
-    value = (
-        None
-        if parts is None
-        else open_value(JOB, parts, context(Role.RET, SESSION, digest, sealed.call_id, 0))
-    )
+    value = None if parts is None else open_value(JOB, parts, context(Role.RET, SESSION, digest, sealed.call_id, 0))
     return value, outcome
 
 

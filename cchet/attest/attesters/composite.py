@@ -21,6 +21,17 @@ class CompositeAttester:
         self.cpu = cpu
         self.gpus = gpus
 
+    @property
+    def tee_kind(self) -> str:
+        """The CPU TEE kind (probing the device once when the attester has not seen it yet)."""
+        if self.cpu.kind == "unknown" and hasattr(self.cpu, "probe"):
+            self.cpu.probe()
+        return self.cpu.kind
+
+    @property
+    def gpu_count(self) -> int:
+        return self.gpus.count() if self.gpus is not None else 0
+
     def collect(self, nonce: bytes, binding: Binding) -> CompositeEvidence:
         """Collects the GPU reports, then the CPU report bound to them. Raises ``ValueError`` for a nonce that
         is not 32 bytes, and whatever the attesters raise (:class:`~cchet.errors.DeviceUnavailable`,

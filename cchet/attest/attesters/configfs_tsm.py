@@ -77,6 +77,22 @@ class TsmAttester:
         self.privlevel = privlevel
         self.kind = "unknown"
 
+    def probe(self) -> str:
+        """Which TEE this guest is (``"tdx"`` or ``"snp"``), from a fresh report entry's ``provider``; sets
+        :attr:`kind`. Raises :class:`DeviceUnavailable` without configfs-tsm or for another provider."""
+        if not self.root.is_dir():
+            raise DeviceUnavailable(f"no configfs-tsm at {self.root}: this is not a TDX or SEV-SNP guest")
+        entry = self.make_entry()
+        try:
+            provider = self.read(entry, "provider").decode().strip()
+        finally:
+            self.remove_entry(entry)
+        kind = _PROVIDERS.get(provider)
+        if kind is None:
+            raise DeviceUnavailable(f"configfs-tsm provider {provider!r} is not TDX or SEV-SNP")
+        self.kind = kind
+        return kind
+
     def make_entry(self) -> Path:
         """Creates a fresh report directory (the kernel fills in its attributes)."""
         entry = self.root / f"cchet-{os.getpid()}-{uuid.uuid4().hex[:12]}"

@@ -79,15 +79,11 @@ class CcEventLog:
 def _spec_algorithms(data: bytes, base: int) -> tuple[tuple[int, int], ...]:
     cur = Cursor(data, base=base)
     if cur.take(16, "spec_id.signature") != SPEC_ID_SIGNATURE:
-        raise EvidenceFormatError(
-            "first event is not a Spec ID Event03", offset=base, field="spec_id.signature"
-        )
+        raise EvidenceFormatError("first event is not a Spec ID Event03", offset=base, field="spec_id.signature")
     cur.take(8, "spec_id.versions")
     count = cur.u32("spec_id.number_of_algorithms")
     if count == 0 or count > 16:
-        raise EvidenceFormatError(
-            f"{count} digest algorithms", offset=cur.offset - 4, field="spec_id.algorithms"
-        )
+        raise EvidenceFormatError(f"{count} digest algorithms", offset=cur.offset - 4, field="spec_id.algorithms")
     algs = tuple((cur.u16("spec_id.algorithm_id"), cur.u16("spec_id.digest_size")) for _ in range(count))
     vendor = cur.u8("spec_id.vendor_info_size")
     cur.take(vendor, "spec_id.vendor_info")
@@ -120,9 +116,7 @@ def parse_ccel(data: bytes) -> CcEventLog:
         event_type = cur.u32(f"event[{n}].type")
         count = cur.u32(f"event[{n}].digest_count")
         if count > len(sizes):
-            raise EvidenceFormatError(
-                f"{count} digests", offset=cur.offset - 4, field=f"event[{n}].digest_count"
-            )
+            raise EvidenceFormatError(f"{count} digests", offset=cur.offset - 4, field=f"event[{n}].digest_count")
         digests = []
         for _ in range(count):
             alg_off = cur.offset

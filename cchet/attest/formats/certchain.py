@@ -70,9 +70,7 @@ def parse_pem_chain(text: bytes) -> CertificateChain:
         try:
             ders.append(base64.b64decode(b"".join(m.group(1).split()), validate=True))
         except (binascii.Error, ValueError):
-            raise EvidenceFormatError(
-                "bad base64 in PEM block", offset=m.start(), field=f"certificate[{i}]"
-            ) from None
+            raise EvidenceFormatError("bad base64 in PEM block", offset=m.start(), field=f"certificate[{i}]") from None
     if not ders:
         raise EvidenceFormatError("no PEM certificate found", offset=0, field="certificates")
     return CertificateChain(bytes(text), tuple(ders))

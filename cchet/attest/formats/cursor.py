@@ -33,9 +33,7 @@ class Cursor:
     def take(self, n: int, field: str) -> bytes:
         """The next ``n`` bytes; raises :class:`EvidenceFormatError` naming ``field`` if fewer remain."""
         if n < 0 or n > self.remaining:
-            raise EvidenceFormatError(
-                f"needs {n} bytes, {self.remaining} remain", offset=self.offset, field=field
-            )
+            raise EvidenceFormatError(f"needs {n} bytes, {self.remaining} remain", offset=self.offset, field=field)
         out = self._data[self._pos : self._pos + n]
         self._pos += n
         return out

@@ -78,9 +78,7 @@ class QuoteHeader:
 
     def to_bytes(self) -> bytes:
         return (
-            struct.pack(
-                "<HHIHH", self.version, self.attestation_key_type, self.tee_type, self.qe_svn, self.pce_svn
-            )
+            struct.pack("<HHIHH", self.version, self.attestation_key_type, self.tee_type, self.qe_svn, self.pce_svn)
             + self.qe_vendor_id
             + self.user_data
         )
@@ -402,17 +400,13 @@ def parse_quote(data: bytes) -> Quote:
         size_off = cur.offset
         body_size = cur.u32("body.size")
         if body_type not in _BODY_SIZES:
-            raise EvidenceFormatError(
-                f"unknown body type {body_type}", offset=size_off - 2, field="body.type"
-            )
+            raise EvidenceFormatError(f"unknown body type {body_type}", offset=size_off - 2, field="body.type")
         if body_size != _BODY_SIZES[body_type]:
             raise EvidenceFormatError(
                 f"body size {body_size} != {_BODY_SIZES[body_type]}", offset=size_off, field="body.size"
             )
         if (body_type == BODY_SGX) != (header.tee_type == TEE_TYPE_SGX):
-            raise EvidenceFormatError(
-                "body type does not match TEE type", offset=size_off - 2, field="body.type"
-            )
+            raise EvidenceFormatError("body type does not match TEE type", offset=size_off - 2, field="body.type")
         sub = cur.sub(body_size, "body")
         if body_type == BODY_SGX:
             body = parse_sgx_report_body(sub, "sgx_report")

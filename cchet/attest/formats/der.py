@@ -61,9 +61,7 @@ def read_tlv(data: bytes, offset: int = 0, *, field: str = "der") -> Tlv:
         length = int.from_bytes(data[pos : pos + n], "big")
         pos += n
     if pos + length > len(data):
-        raise EvidenceFormatError(
-            f"DER value of {length} bytes overruns its buffer", offset=offset, field=field
-        )
+        raise EvidenceFormatError(f"DER value of {length} bytes overruns its buffer", offset=offset, field=field)
     return Tlv(tag, data[pos : pos + length], pos + length)
 
 

@@ -145,9 +145,7 @@ class SnpReport:
                 self.report_id_ma,
             )
         )
-        struct.pack_into(
-            "<QBBB", out, 0x180, self.reported_tcb, self.cpuid_fam_id, self.cpuid_mod_id, self.cpuid_step
-        )
+        struct.pack_into("<QBBB", out, 0x180, self.reported_tcb, self.cpuid_fam_id, self.cpuid_mod_id, self.cpuid_step)
         out[0x1A0:0x1E0] = self.chip_id
         struct.pack_into(
             "<QBBBxBBBxQ",
@@ -175,9 +173,7 @@ def _zero(cur: Cursor, n: int, field: str) -> None:
 def parse_snp_report(data: bytes) -> SnpReport:
     """Parses a 1184-byte SEV-SNP report; raises :class:`EvidenceFormatError` naming the offset and field."""
     if len(data) != REPORT_SIZE:
-        raise EvidenceFormatError(
-            f"report is {len(data)} bytes, expected {REPORT_SIZE}", offset=0, field="report"
-        )
+        raise EvidenceFormatError(f"report is {len(data)} bytes, expected {REPORT_SIZE}", offset=0, field="report")
     cur = Cursor(data)
     version = cur.u32("version")
     if version < 2:

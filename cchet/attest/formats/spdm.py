@@ -65,9 +65,7 @@ class SpdmRequest:
     code: int = GET_MEASUREMENTS
 
     def to_bytes(self) -> bytes:
-        return (
-            bytes((self.version, self.code, self.param1, self.param2)) + self.nonce + bytes((self.slot_id,))
-        )
+        return bytes((self.version, self.code, self.param1, self.param2)) + self.nonce + bytes((self.slot_id,))
 
 
 @dataclass(frozen=True)
@@ -194,9 +192,7 @@ def _parse_request(cur: Cursor) -> SpdmRequest:
     version = cur.u8("request.version")
     code = cur.u8("request.code")
     if code != GET_MEASUREMENTS:
-        raise EvidenceFormatError(
-            f"request code {code:#x} is not GET_MEASUREMENTS", offset=1, field="request.code"
-        )
+        raise EvidenceFormatError(f"request code {code:#x} is not GET_MEASUREMENTS", offset=1, field="request.code")
     return SpdmRequest(
         version=version,
         param1=cur.u8("request.param1"),

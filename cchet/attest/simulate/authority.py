@@ -138,9 +138,7 @@ def _issue(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
     for ext in extensions:
         builder = builder.add_extension(ext, critical=False)
@@ -164,9 +162,7 @@ def _sgx_extension(ppid: bytes) -> x509.UnrecognizedExtension:
             item("5", encode_integer(0, TAG_ENUMERATED)),
         )
     )
-    return x509.UnrecognizedExtension(
-        x509.ObjectIdentifier(SGX_EXTENSION_OID), encode_tlv(TAG_SEQUENCE, body)
-    )
+    return x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_EXTENSION_OID), encode_tlv(TAG_SEQUENCE, body))
 
 
 def fwid_extension(fwid: bytes) -> x509.UnrecognizedExtension:
@@ -225,9 +221,7 @@ def _create(target: Path) -> None:
             ("nvidia_leaf", "nvidia_root", False, (fwid_extension(fwid),)),
         )
         for serial, (name, issuer, ca, exts) in enumerate(plan, start=1):
-            cert = _issue(
-                names[name], keys[name], names[issuer], keys[issuer], ca=ca, serial=serial, extensions=exts
-            )
+            cert = _issue(names[name], keys[name], names[issuer], keys[issuer], ca=ca, serial=serial, extensions=exts)
             _write(tmp / f"{name}.pem", _pem(cert))
         _write(tmp / "amd_chip_id.bin", chip_id)
         _write(tmp / "nvidia_fwid.bin", fwid)
@@ -296,12 +290,9 @@ class SimulatedAuthority:
         arc = "1.3.6.1.4.1.3704.1"
         ints = {"3.1": tcb[0], "3.2": tcb[1], "3.3": tcb[2], "3.8": tcb[3], "1": 0}
         exts: list[x509.ExtensionType] = [
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(f"{arc}.{k}"), encode_integer(v))
-            for k, v in ints.items()
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(f"{arc}.{k}"), encode_integer(v)) for k, v in ints.items()
         ]
-        exts.append(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(f"{arc}.2"), encode_tlv(0x16, product.encode()))
-        )
+        exts.append(x509.UnrecognizedExtension(x509.ObjectIdentifier(f"{arc}.2"), encode_tlv(0x16, product.encode())))
         exts.append(x509.UnrecognizedExtension(x509.ObjectIdentifier(f"{arc}.4"), self.amd_chip_id))
         serial = int.from_bytes(hashlib.sha256(bytes(tcb)).digest()[:8], "big") | 1
         return _issue(

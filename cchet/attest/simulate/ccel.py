@@ -24,12 +24,7 @@ def simulate_event_log(
     """A log of ``(rtmr_index, data)`` events (each measured as SHA-384 of its data into RTMR
     ``rtmr_index``, 0..3) and the four RTMR values its replay gives. Raises ``ValueError`` for an index
     outside 0..3."""
-    spec = (
-        SPEC_ID_SIGNATURE
-        + struct.pack("<IBBBBI", 0, 0, 2, 0, 2, 1)
-        + struct.pack("<HH", ALG_SHA384, 48)
-        + b"\0"
-    )
+    spec = SPEC_ID_SIGNATURE + struct.pack("<IBBBBI", 0, 0, 2, 0, 2, 1) + struct.pack("<HH", ALG_SHA384, 48) + b"\0"
     log_events = []
     for index, data in events:
         if not 0 <= index <= 3:

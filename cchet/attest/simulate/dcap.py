@@ -161,9 +161,7 @@ def simulate_tdx_quote(
         ),
         report_data=_exact(report_data, 64, "report_data"),
     )
-    header = QuoteHeader(
-        4, ATTESTATION_KEY_ECDSA_P256, TEE_TYPE_TDX, 0, SIM_PCE_SVN, INTEL_QE_VENDOR_ID, bytes(20)
-    )
+    header = QuoteHeader(4, ATTESTATION_KEY_ECDSA_P256, TEE_TYPE_TDX, 0, SIM_PCE_SVN, INTEL_QE_VENDOR_ID, bytes(20))
     return _sign_quote(authority, header, body, _qe_certification(authority, isv_prod_id=2), wrapped=True)
 
 
@@ -190,9 +188,7 @@ def simulate_sgx_quote(
         mr_enclave=_exact(
             mr_enclave if mr_enclave is not None else default_measurement("MRENCLAVE", 32), 32, "mr_enclave"
         ),
-        mr_signer=_exact(
-            mr_signer if mr_signer is not None else default_measurement("MRSIGNER", 32), 32, "mr_signer"
-        ),
+        mr_signer=_exact(mr_signer if mr_signer is not None else default_measurement("MRSIGNER", 32), 32, "mr_signer"),
         config_id=bytes(64),
         isv_prod_id=isv_prod_id,
         isv_svn=isv_svn,
@@ -277,9 +273,7 @@ def simulated_collateral(
                 "mrsigner": body.mr_signer_seam.hex().upper(),
                 "attributes": body.seam_attributes.hex().upper(),
                 "attributesMask": "FFFFFFFFFFFFFFFF",
-                "tcbLevels": [
-                    {"tcb": {"isvsvn": body.tee_tcb_svn[0]}, "tcbDate": issue, "tcbStatus": "UpToDate"}
-                ],
+                "tcbLevels": [{"tcb": {"isvsvn": body.tee_tcb_svn[0]}, "tcbDate": issue, "tcbStatus": "UpToDate"}],
             }
         ]
     tcb_info["tcbLevels"] = [level]
@@ -310,7 +304,5 @@ def simulated_collateral(
         "tcb_info_signature": raw_from_der(authority.sign("intel_tcb_signing", tcb_text.encode()), 32).hex(),
         "qe_identity_issuer_chain": signing_chain,
         "qe_identity": qe_text,
-        "qe_identity_signature": raw_from_der(
-            authority.sign("intel_tcb_signing", qe_text.encode()), 32
-        ).hex(),
+        "qe_identity_signature": raw_from_der(authority.sign("intel_tcb_signing", qe_text.encode()), 32).hex(),
     }

@@ -52,9 +52,7 @@ class SimulatedVerifier:
         def sim(vendor: str) -> tuple[TrustAnchor, ...]:
             anchors = tuple(a for a in options.anchors_for(vendor) if a.simulated)
             if not anchors:
-                failures.append(
-                    f"no simulated {vendor} root in the options (this verifier trusts nothing else)"
-                )
+                failures.append(f"no simulated {vendor} root in the options (this verifier trusts nothing else)")
             return anchors
 
         report = evidence.cpu.report
@@ -78,11 +76,7 @@ class SimulatedVerifier:
         for g in evidence.gpus:
             gc = check_gpu(g.report, g.certificates, nvidia, now, what=f"gpu{g.index}")
             failures.extend(gc.failures)
-            gpus.append(
-                VerifiedDevice(
-                    f"gpu{g.index}", "nvidia-gpu", True, gc.anchor.fingerprint if gc.anchor else ""
-                )
-            )
+            gpus.append(VerifiedDevice(f"gpu{g.index}", "nvidia-gpu", True, gc.anchor.fingerprint if gc.anchor else ""))
         if failures:
             raise VerificationError(failures)
         return VerifiedEvidence(evidence, cpu, tuple(gpus), now, self.name)
@@ -104,9 +98,7 @@ def simulation_options(
         if collateral is not None:
             return collateral
         at = now or dt.datetime.now(dt.UTC)
-        return simulated_collateral(
-            authority, quote, now=at, tcb_status=tcb_status, advisory_ids=advisory_ids
-        )
+        return simulated_collateral(authority, quote, now=at, tcb_status=tcb_status, advisory_ids=advisory_ids)
 
     return default_options(
         now=now, anchors=simulated_anchors(authority), intel_collateral=intel, verifier=SimulatedVerifier()

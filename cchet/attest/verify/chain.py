@@ -45,9 +45,7 @@ def verify_chain(
         try:
             certs[i].verify_directly_issued_by(certs[i + 1])
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as e:
-            failures.append(
-                f"{what}: certificate {i} is not signed by certificate {i + 1}: {e or 'bad signature'}"
-            )
+            failures.append(f"{what}: certificate {i} is not signed by certificate {i + 1}: {e or 'bad signature'}")
     last = certs[-1]
     last_der = last.public_bytes(serialization.Encoding.DER)
     for anchor in anchors:

@@ -105,9 +105,7 @@ def _svns(items: Any) -> list[int]:
     return [int(c["svn"]) for c in items]
 
 
-def _platform_level(
-    tcb_info: dict[str, Any], pck: PckExtensions, quote: Quote
-) -> tuple[str, tuple[str, ...]] | None:
+def _platform_level(tcb_info: dict[str, Any], pck: PckExtensions, quote: Quote) -> tuple[str, tuple[str, ...]] | None:
     body = quote.body
     for level in tcb_info.get("tcbLevels", []):
         tcb = level["tcb"]
@@ -138,9 +136,7 @@ def _module_status(tcb_info: dict[str, Any], body: TdReportBody) -> tuple[str, t
     return None
 
 
-def _qe_status(
-    identity: dict[str, Any], quote: Quote, failures: list[str]
-) -> tuple[str, tuple[str, ...]] | None:
+def _qe_status(identity: dict[str, Any], quote: Quote, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
     qe = quote.signature.qe.qe_report
     if bytes.fromhex(identity.get("mrsigner", "")) != qe.mr_signer:
         failures.append("qe_report.mr_signer does not match the QE identity")
@@ -243,7 +239,5 @@ def check_quote(
     if collateral is None:
         failures.append(f"no Intel collateral (TCB info, QE identity) for FMSPC {pck.fmspc.hex().upper()}")
     elif anchor is not None:
-        status, advisories = _tcb(
-            quote, pck, collateral=collateral, anchors=(anchor,), now=now, failures=failures
-        )
+        status, advisories = _tcb(quote, pck, collateral=collateral, anchors=(anchor,), now=now, failures=failures)
     return QuoteCheck(anchor, status, advisories, tuple(failures), pck)

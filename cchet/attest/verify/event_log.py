@@ -18,6 +18,4 @@ def check_event_log(quote: Quote, log: CcEventLog | None) -> list[str]:
         return []
     if not isinstance(quote.body, TdReportBody):
         return ["event_log: only TDX quotes carry RTMRs to replay a CC event log against"]
-    return [
-        f"event_log: replay does not give the quote's RTMR{i}" for i in rtmr_mismatches(log, quote.body.rtmrs)
-    ]
+    return [f"event_log: replay does not give the quote's RTMR{i}" for i in rtmr_mismatches(log, quote.body.rtmrs)]

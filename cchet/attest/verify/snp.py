@@ -26,9 +26,7 @@ class SnpCheck:
     failures: tuple[str, ...]
 
 
-def check_snp(
-    report: SnpReport, certificates: bytes, anchors: tuple[TrustAnchor, ...], now: dt.datetime
-) -> SnpCheck:
+def check_snp(report: SnpReport, certificates: bytes, anchors: tuple[TrustAnchor, ...], now: dt.datetime) -> SnpCheck:
     """Runs every check in the module docstring and lists each failure; raises
     :class:`~cchet.errors.EvidenceFormatError` only when the certificates do not decode."""
     failures: list[str] = []
@@ -37,9 +35,7 @@ def check_snp(
     certs = parse_pem_chain(certificates).certificates()
     anchor, chain_failures = verify_chain(certs, anchors, now, what="snp.vcek_chain")
     failures.extend(chain_failures)
-    if not ecdsa_valid(
-        certs[0], report.signed_bytes(), report.signature_r + report.signature_s, byteorder="little"
-    ):
+    if not ecdsa_valid(certs[0], report.signed_bytes(), report.signature_r + report.signature_s, byteorder="little"):
         failures.append("snp report signature does not verify with the VCEK/VLEK")
     ext = parse_amd_extensions(certs[0])
     tcb = report.tcb("reported")
@@ -47,10 +43,6 @@ def check_snp(
     want = (ext.bootloader, ext.tee, ext.snp, ext.microcode)
     if got != want:
         failures.append(f"snp reported_tcb {got} differs from the key's TCB {want}")
-    if (
-        report.signing_key == "vcek"
-        and ext.hw_id is not None
-        and ext.hw_id != report.chip_id[: len(ext.hw_id)]
-    ):
+    if report.signing_key == "vcek" and ext.hw_id is not None and ext.hw_id != report.chip_id[: len(ext.hw_id)]:
         failures.append("snp chip_id differs from the VCEK's hwID")
     return SnpCheck(anchor, tuple(failures))
