@@ -16,7 +16,7 @@
 #define __device__
 #define __global__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __shared__ static
 #define CCHET_TABLE_READ(table, word) emu::table_read(table, word)
 
