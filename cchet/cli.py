@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cchet.crypto.commands",
     "cchet.bench.commands",
     "cchet.broker.commands",
+    "cchet.runtime.commands",
     "cchet.attest.commands",
     "cchet.platform.commands",
 )

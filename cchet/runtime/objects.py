@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cchet.errors import IntegrityError
+from cchet.errors import IntegrityError, PlacementError
 from cchet.runtime.contexts import PUT_DIGEST, Role, context
 from cchet.runtime.sealedref import Descriptor, SealedRef
 from cchet.runtime.values import key_ids_of, open_value, seal_value
@@ -53,7 +53,10 @@ def get(refs: SealedRef | list[SealedRef], *, timeout: float | None = None) -> A
     for r in items:
         if not isinstance(r, SealedRef):
             raise TypeError(f"cchet.get takes SealedRefs (from .remote() or cchet.put), got {type(r).__name__}")
-    raw = ray.get([r.ref for r in items], timeout=timeout)
+    try:
+        raw = ray.get([r.ref for r in items], timeout=timeout)
+    except ray.exceptions.TaskUnschedulableError as e:
+        raise PlacementError(f"Ray could not schedule the task on any qualifying node (they left or died): {e}") from e
     values = [_resolve(r, v) for r, v in zip(items, raw, strict=True)]
     return values[0] if single else values
 

@@ -37,6 +37,12 @@ def _policy(value: object) -> Policy | None:
     return value
 
 
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"spread must be True or False, got {value!r}")
+    return value
+
+
 def _keys(value: object) -> tuple[bytes, ...]:
     if value is None:
         return ()
@@ -58,6 +64,7 @@ CCHET_OPTIONS: Mapping[str, tuple[Callable[[object], Any], Any, str]] = {
     "gpu": (_gpu, None, "None, or 'cc' for an attested GPU in confidential-computing mode"),
     "policy": (_policy, None, "a cchet.Policy the worker must also satisfy (default: the session's)"),
     "keys": (_keys, (), "extra keys (DataKey or key id) the task may receive from the broker"),
+    "spread": (_flag, False, "spread calls over the qualifying nodes instead of packing them (Ray's SPREAD)"),
 }
 
 RAY_OPTIONS = frozenset(
@@ -89,11 +96,19 @@ class TaskOptions:
     gpu: str | None = None
     policy: Policy | None = None
     keys: tuple[bytes, ...] = ()
+    spread: bool = False
     ray: Mapping[str, Any] = field(default_factory=dict)
 
     def merged(self, **changes: Any) -> TaskOptions:
         """A new options object with ``changes`` validated and applied (``.options()``)."""
-        current = {"tee": self.tee, "gpu": self.gpu, "policy": self.policy, "keys": self.keys, **self.ray}
+        current = {
+            "tee": self.tee,
+            "gpu": self.gpu,
+            "policy": self.policy,
+            "keys": self.keys,
+            "spread": self.spread,
+            **self.ray,
+        }
         current.update(changes)
         return validate_options(current)
 

@@ -1,8 +1,11 @@
-"""The registry of attested nodes that placement trusts (first slice: the nodes of the session's cluster).
+"""The registry of attested nodes that placement trusts.
 
 Each node proves itself with composite evidence collected by a node-agent task pinned to it, bound to a fresh
-nonce and to this broker; the driver appraises it against the session policy. Labels and resources a node
-declares at ``ray start`` are never used: only appraised evidence qualifies a node.
+nonce and to this broker; the driver appraises it against the session policy (and records the appraisal in
+the broker's audit log). The registry keeps node id -> result, TEE kind, GPUs and CC state, and expiry;
+:meth:`NodeRegistry.refresh` attests nodes that joined, re-attests those whose result is about to expire,
+and drops nodes that died. Labels and resources a node declares at ``ray start`` are never used: only
+appraised evidence qualifies a node.
 """
 
 from __future__ import annotations
@@ -10,9 +13,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import html
+import json
+import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from cchet.attest.binding import Binding
 from cchet.attest.policy import Policy
@@ -21,22 +30,41 @@ from cchet.attest.verify.options import VerifyOptions
 from cchet.broker.audit import AuditLog
 from cchet.broker.hpke import DEFAULT_SUITE
 
-__all__ = ["NodeEntry", "NodeRegistry"]
+__all__ = ["NodeEntry", "NodeRegistry", "node_binding"]
+
+log = logging.getLogger("cchet.runtime")
 
 ATTESTATION_TTL_S = 3600.0
+REATTEST_MARGIN = 0.1  # re-attest when less than this fraction of the lifetime is left
+AGENT_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
 class NodeEntry:
+    """One node's latest appraisal."""
+
     node_id: str
     result: AttestationResult
     tee_kind: str
     gpus: int
+    cc: bool
     expires: dt.datetime
 
     @property
     def qualifies(self) -> bool:
         return self.result.accepted
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "node": self.node_id,
+            "tee": self.tee_kind,
+            "gpus": self.gpus,
+            "cc": "on" if self.cc else ("-" if not self.gpus else "off"),
+            "verdict": "accepted" if self.qualifies else "rejected",
+            "simulated": self.result.simulated,
+            "expires": self.expires.isoformat(timespec="seconds"),
+            "reasons": list(self.result.reasons),
+        }
 
 
 def node_binding(broker_id: bytes, node_id: str) -> Binding:
@@ -53,51 +81,115 @@ def _collect(nonce: bytes, binding: Binding) -> str:
 
 
 class NodeRegistry:
-    """Node id -> appraisal result, TEE kind, GPUs and expiry."""
+    """Node id -> appraisal result, TEE kind, GPUs, CC state and expiry; thread-safe."""
 
-    def __init__(self, broker_id: bytes, options: VerifyOptions, policy: Policy, audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        broker_id: bytes,
+        options: VerifyOptions,
+        policy: Policy,
+        audit: AuditLog | None = None,
+        *,
+        ttl_s: float = ATTESTATION_TTL_S,
+    ) -> None:
         self._broker_id = broker_id
         self._audit = audit
         self._options = options
         self._policy = policy
+        self._ttl = dt.timedelta(seconds=ttl_s)
         self._lock = threading.Lock()
         self._nodes: dict[str, NodeEntry] = {}
         self.failures: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def attest_all(self, env: dict[str, str]) -> None:
-        """Attest every alive Ray node through a node-agent task pinned to it."""
+    # -- attesting ------------------------------------------------------------------------------------
+
+    def attest(self, node_ids: list[str], env: Mapping[str, str]) -> None:
+        """Attest ``node_ids`` in parallel through node-agent tasks pinned to each; record every result."""
         import ray
 
         from cchet.attest.appraise import appraise
 
         agent = ray.remote(num_cpus=0, max_retries=0)(_collect)
-        for node in ray.nodes():  # type: ignore[no-untyped-call]
-            if not node.get("Alive"):
-                continue
-            node_id = node["NodeID"]
+        pending = []
+        for node_id in node_ids:
             nonce = os.urandom(32)
             binding = node_binding(self._broker_id, node_id)
-            issued = self._options.now()
             ref = agent.options(
-                label_selector={"ray.io/node-id": f"in({node_id})"}, runtime_env={"env_vars": env}
+                label_selector={"ray.io/node-id": f"in({node_id})"}, runtime_env={"env_vars": dict(env)}
             ).remote(nonce, binding)
+            pending.append((node_id, nonce, binding, self._options.now(), ref))
+        for node_id, nonce, binding, issued, ref in pending:
             try:
-                wire = base64.b64decode(ray.get(ref, timeout=120))
-            except Exception as e:  # a node that cannot attest is recorded as such, not trusted
-                reason = f"the node agent could not collect evidence: {e}"
-                self._record_failure(node_id, reason)
+                wire = base64.b64decode(ray.get(ref, timeout=AGENT_TIMEOUT_S))
+            except Exception as e:  # a node that cannot attest is recorded as such, never trusted
+                reason = f"the node agent could not collect evidence: {type(e).__name__}: {e}"
+                self._forget(node_id, reason)
                 self._log(node_id, None, [reason])
                 continue
             result = appraise(
-                wire,
-                self._policy,
-                nonce=nonce,
-                binding=binding,
-                options=self._options,
-                nonce_issued_at=issued,
+                wire, self._policy, nonce=nonce, binding=binding, options=self._options, nonce_issued_at=issued
             )
             self._record(node_id, result)
             self._log(node_id, result, list(result.reasons))
+
+    def attest_all(self, env: Mapping[str, str]) -> None:
+        """Attest every alive Ray node."""
+        self.attest(_alive_nodes(), env)
+
+    def refresh(self, env: Mapping[str, str]) -> None:
+        """Attest nodes that joined, re-attest results near expiry, and drop nodes that died."""
+        alive = _alive_nodes()
+        now = self._options.now()
+        with self._lock:
+            for node_id in [n for n in self._nodes if n not in alive]:
+                del self._nodes[node_id]
+                self.failures[node_id] = "the node died or left the cluster"
+            due = [
+                n for n in alive if n not in self._nodes or self._nodes[n].expires - now < self._ttl * REATTEST_MARGIN
+            ]
+            due = [n for n in due if n not in self.failures or self.failures[n].startswith("the node died")]
+        if due:
+            self.attest(due, env)
+
+    def start_refreshing(self, env: Mapping[str, str], interval_s: float = 5.0) -> None:
+        """Refresh in a daemon thread every ``interval_s`` until :meth:`stop`."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.refresh(env)
+                except Exception:  # the cluster went away while refreshing; the next round tries again
+                    log.warning("cchet: refreshing the node registry failed; retrying", exc_info=True)
+
+        self._thread = threading.Thread(target=loop, name="cchet-registry", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _record(self, node_id: str, result: AttestationResult) -> None:
+        cpu = result.devices[0] if result.devices else None
+        gpus = [d for d in result.devices if d.device.startswith("gpu")]
+        entry = NodeEntry(
+            node_id,
+            result,
+            cpu.kind if cpu else "unknown",
+            len(gpus),
+            bool(gpus) and all(d.status == "affirming" for d in gpus),
+            result.appraised_at + self._ttl,
+        )
+        with self._lock:
+            self._nodes[node_id] = entry
+            self.failures.pop(node_id, None)
+
+    def _forget(self, node_id: str, reason: str) -> None:
+        with self._lock:
+            self._nodes.pop(node_id, None)
+            self.failures[node_id] = reason
 
     def _log(self, node_id: str, result: AttestationResult | None, reasons: list[str]) -> None:
         if self._audit is not None:
@@ -110,28 +202,19 @@ class NodeRegistry:
                 reasons=reasons,
             )
 
-    def _record(self, node_id: str, result: AttestationResult) -> None:
-        kind = result.devices[0].kind if result.devices else "unknown"
-        gpus = sum(1 for d in result.devices if d.device.startswith("gpu"))
-        entry = NodeEntry(node_id, result, kind, gpus, result.appraised_at + dt.timedelta(seconds=ATTESTATION_TTL_S))
-        with self._lock:
-            self._nodes[node_id] = entry
-
-    def _record_failure(self, node_id: str, reason: str) -> None:
-        with self._lock:
-            self._nodes.pop(node_id, None)
-            self.failures[node_id] = reason
+    # -- reading --------------------------------------------------------------------------------------
 
     def entries(self) -> list[NodeEntry]:
         with self._lock:
             return list(self._nodes.values())
 
     def qualifying(self, tee: str, gpu: str | None) -> list[str]:
+        """Ids of nodes whose unexpired result was accepted and that have the TEE kind and GPUs asked for."""
         now = self._options.now()
         return [
             e.node_id
             for e in self.entries()
-            if e.qualifies and e.expires > now and tee in ("any", e.tee_kind) and (gpu is None or e.gpus > 0)
+            if e.qualifies and e.expires > now and tee in ("any", e.tee_kind) and (gpu is None or (e.gpus and e.cc))
         ]
 
     def describe(self) -> str:
@@ -140,4 +223,51 @@ class NodeRegistry:
             verdict = "accepted" if e.qualifies else "rejected: " + "; ".join(e.result.reasons)
             sim = ", SIMULATED" if e.result.simulated else ""
             parts.append(f"{e.node_id[:12]} ({e.tee_kind}, {e.gpus} GPU{sim}, {verdict})")
+        parts += [f"{n[:12]} (not attested: {why})" for n, why in sorted(self.failures.items())]
         return "; ".join(parts)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every node as a row: attested ones, then those that could not attest (verdict ``unattested``)."""
+        rows = [e.row() for e in sorted(self.entries(), key=lambda e: e.node_id)]
+        with self._lock:
+            failures = sorted(self.failures.items())
+        rows += [
+            {
+                "node": n,
+                "tee": "-",
+                "gpus": 0,
+                "cc": "-",
+                "verdict": "unattested",
+                "simulated": False,
+                "expires": "-",
+                "reasons": [why],
+            }
+            for n, why in failures
+        ]
+        return rows
+
+    def write_status(self, path: Path, *, hardened: bool) -> None:
+        """Publish the registry for ``cchet status`` (atomic replace, mode 0600)."""
+        from cchet.broker.durable import replace_file
+
+        doc = {"hardened": hardened, "policy_id": self._policy.policy_id, "nodes": self.rows()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_file(path, json.dumps(doc, indent=1).encode())
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("node", "TEE", "GPUs", "CC", "verdict", "expires"))
+        body = []
+        for r in self.rows():
+            verdict = r["verdict"] + (" (SIMULATED)" if r["simulated"] else "")
+            cells = (r["node"][:12], r["tee"], r["gpus"], r["cc"], verdict, r["expires"])
+            title = html.escape("; ".join(r["reasons"]))
+            body.append(
+                "<tr title='" + title + "'>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+            )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _alive_nodes() -> list[str]:
+    import ray
+
+    return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]

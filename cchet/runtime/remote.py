@@ -95,6 +95,8 @@ class RemoteFunction:
         max_calls = ray_options.pop("max_calls", None)
         if ray_options.get("num_gpus") and max_calls is None:
             max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
+        if opts.spread:
+            ray_options["scheduling_strategy"] = "SPREAD"
         ref = (
             self._ray_function(max_calls)
             .options(

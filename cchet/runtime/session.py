@@ -45,12 +45,14 @@ class Session:
     broker_url: str
     policy: Policy
     job_key: DataKey
-    simulate: str | None
+    simulate: str | tuple[str, ...] | None
     sim_key_dir: str | None
     registry: NodeRegistry
     started_ray: bool
     local_broker: Any = None
     server: Any = None
+    cluster: Any = None
+    hardened: bool = False
     keys: dict[bytes, DataKey] = field(default_factory=dict)
     policy_keys: dict[str, DataKey] = field(default_factory=dict)
 
@@ -98,10 +100,20 @@ class Session:
             ENV["broker_id"]: self.broker_id.hex(),
             ENV["scope"]: hashlib.sha256(self.session_id + scope).hexdigest()[:16],
         }
-        if self.simulate:
+        if isinstance(self.simulate, str):  # one kind for the whole cluster; per-node kinds live in node envs
             env[ENV["simulate"]] = self.simulate
             env[ENV["sim_key_dir"]] = str(self.sim_key_dir)
         return env
+
+    def status(self) -> list[dict[str, Any]]:
+        """The registry as rows (node, TEE, GPUs, CC, verdict, expiry), also written for ``cchet status``."""
+        self.registry.write_status(status_path(), hardened=self.hardened)
+        return self.registry.rows()
+
+
+def status_path() -> Path:
+    """Where the driver publishes its registry for ``cchet status``: ``$XDG_STATE_HOME/cchet/status.json``."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "cchet" / "status.json"
 
 
 def default_broker_state() -> Path:
@@ -116,14 +128,46 @@ def current() -> Session:
     return _session
 
 
-def _simulated_policy(kind: str, key_dir: str) -> Policy:
+def _simulated_policy(kinds: tuple[str, ...], key_dir: str) -> Policy:
+    """A policy pinning the simulator's measurements for every kind in ``kinds``, allowing simulation."""
     from cchet.attest.reference import reference_policy
     from cchet.attest.simulate.attester import SimulatedAttester
     from cchet.attest.simulate.composite import simulate_composite
 
-    attester = SimulatedAttester.for_kind(kind, key_dir)
-    evidence = simulate_composite(attester.authority, attester.tee_kind, report_data=bytes(64), gpus=attester.gpu_count)
-    return reference_policy([evidence], name=f"simulated-{kind}", allow_simulation=True)
+    evidence = []
+    for kind in kinds:
+        attester = SimulatedAttester.for_kind(kind, key_dir)
+        evidence.append(
+            simulate_composite(attester.authority, attester.tee_kind, report_data=bytes(64), gpus=attester.gpu_count)
+        )
+    return reference_policy(evidence, name="simulated-" + "-".join(sorted(set(kinds))), allow_simulation=True)
+
+
+def _simulated_cluster(kinds: tuple[str, ...], key_dir: str, ray_init_kwargs: dict[str, Any]) -> Any:
+    """A local multi-node Ray cluster, one SIMULATED TEE kind per node (the first is the head)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from cchet.attest.simulate.attester import parse_kind
+
+    def node_args(kind: str) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "num_cpus": ray_init_kwargs.get("num_cpus", 1),
+            "num_gpus": parse_kind(kind)[1],
+            "env_vars": {ENV["simulate"]: kind, ENV["sim_key_dir"]: key_dir},
+        }
+        if "object_store_memory" in ray_init_kwargs:
+            args["object_store_memory"] = ray_init_kwargs["object_store_memory"]
+        return args
+
+    head = node_args(kinds[0])
+    if "_temp_dir" in ray_init_kwargs:
+        head["temp_dir"] = ray_init_kwargs["_temp_dir"]
+    cluster = Cluster(initialize_head=True, head_node_args=head)
+    for kind in kinds[1:]:
+        cluster.add_node(**node_args(kind))
+    ray.init(address=cluster.address)
+    return cluster
 
 
 def _standalone(
@@ -154,7 +198,7 @@ def _standalone(
 def init(
     address: str | None = None,
     *,
-    simulate: str | None = None,
+    simulate: str | list[str] | tuple[str, ...] | None = None,
     policy: Policy | None = None,
     broker: str | None = None,
     broker_id: str | bytes | None = None,
@@ -197,28 +241,43 @@ def init(
         )
     gpus = 0
     sim_key_dir = None
-    options = default_options()
+    kinds: tuple[str, ...] = () if simulate is None else (simulate,) if isinstance(simulate, str) else tuple(simulate)
     if simulate is not None:
-        _kind, gpus = parse_kind(simulate)
+        if not kinds:
+            raise ValueError("simulate= needs a kind ('tdx', 'snp', 'sgx', optionally '+gpu') or a list of them")
+        gpus = max(parse_kind(k)[1] for k in kinds)
         sim_key_dir = str(default_key_dir())
         options = simulation_options(SimulatedAuthority.open(sim_key_dir))
         if policy is None:
-            policy = _simulated_policy(simulate, sim_key_dir)
+            policy = _simulated_policy(kinds, sim_key_dir)
+        where = "on this node" if isinstance(simulate, str) else f"on {len(kinds)} local nodes"
         print(
-            f"cchet: SIMULATED {simulate} TEE on this node: simulated TEEs protect nothing; evidence is "
+            f"cchet: SIMULATED {', '.join(kinds)} TEE {where}: simulated TEEs protect nothing; evidence is "
             f"signed by the simulator's keys in {sim_key_dir}",
             file=sys.stderr,
         )
+    else:
+        options = default_options()
     policy = policy or Policy()
     started = False
+    cluster = None
+    multi = bool(kinds) and not isinstance(simulate, str)
     if not ray.is_initialized():
-        if address is None:
-            address = "local"
-            if gpus:
-                ray_init_kwargs.setdefault("num_gpus", gpus)
-        ray_init_kwargs.setdefault("include_dashboard", False)
-        ray.init(address=address, **ray_init_kwargs)
+        if address is None and multi and sim_key_dir is not None:
+            cluster = _simulated_cluster(kinds, sim_key_dir, ray_init_kwargs)
+        else:
+            if address is None:
+                address = "local"
+                if gpus:
+                    ray_init_kwargs.setdefault("num_gpus", gpus)
+            ray_init_kwargs.setdefault("include_dashboard", False)
+            ray.init(address=address, **ray_init_kwargs)
         started = True
+    elif multi:
+        raise CchetError(
+            "simulate=[...] starts its own multi-node cluster: call cchet.init before ray.init, or join a cluster "
+            "whose nodes carry CCHET_SIMULATE in their environment with simulate=None"
+        )
     local_broker = server = None
     if standalone is None:
         from cchet.broker.appraisal import EvidenceAppraiser
@@ -247,18 +306,22 @@ def init(
         broker_url=url,
         policy=policy,
         job_key=session_key,
-        simulate=simulate,
+        simulate=kinds if multi else (kinds[0] if kinds else None),
         sim_key_dir=sim_key_dir,
         registry=NodeRegistry(pinned, options, policy, local_broker.audit if local_broker else None),
         started_ray=started,
         local_broker=local_broker,
         server=server,
+        cluster=cluster,
         keys={session_key.key_id: session_key},
     )
     with _lock:
         _session = session
     try:
-        session.registry.attest_all(session.worker_env(b"node-agent"))
+        agent_env = session.worker_env(b"node-agent")
+        session.registry.attest_all(agent_env)
+        session.status()
+        session.registry.start_refreshing(agent_env)
     except BaseException:
         shutdown()
         raise
@@ -274,10 +337,13 @@ def shutdown() -> None:
         session, _session = _session, None
     if session is None:
         return
+    session.registry.stop()
     if session.server is not None:
         session.server.stop()
     if session.started_ray and ray.is_initialized():
         ray.shutdown()
+    if session.cluster is not None:
+        session.cluster.shutdown()
 
 
 def require_placement(tee: str, gpu: str | None) -> list[str]:

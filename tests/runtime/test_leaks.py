@@ -8,7 +8,6 @@ be found anywhere.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 from collections import Counter
@@ -20,70 +19,12 @@ import pytest
 
 import cchet
 from cchet.hazmat import data_key_from_bytes
+from tests.leak_scan import scan
 
 pytestmark = pytest.mark.slow
 
 SPILL_OBJECTS = 10
 SPILL_BYTES = 10 * 1024 * 1024  # 10 x 10 MiB against an 80 MiB object store: Ray must spill
-
-
-def _patterns(raw: bytes) -> list[bytes]:
-    return [raw, raw.hex().encode(), base64.b64encode(raw)]
-
-
-def _scan_files(root: Path, patterns: list[bytes]) -> Counter[str]:
-    hits: Counter[str] = Counter()
-    for path in root.rglob("*"):
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if any(p in data for p in patterns):
-            kind = "spill" if "spill" in str(path) else "logs" if "logs" in str(path) else "session"
-            hits[kind] += 1
-    return hits
-
-
-def _scan_memory(pid: int, patterns: list[bytes]) -> int:
-    hits = 0
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for line in maps:
-            fields = line.split()
-            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]", "[vdso]")):
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            try:
-                mem.seek(start)
-                region = mem.read(end - start)
-            except (OSError, ValueError, OverflowError):
-                continue
-            hits += sum(region.count(p) for p in patterns)
-    return hits
-
-
-def _ray_daemons() -> dict[str, int]:
-    import psutil
-
-    found = {}
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        name = proc.info["name"] or ""
-        cmd = " ".join(proc.info["cmdline"] or [])
-        for daemon in ("raylet", "gcs_server"):
-            if daemon in name or f"/{daemon} " in cmd:
-                found[daemon] = proc.pid
-    return found
-
-
-def scan(root: Path, raw: bytes) -> Counter[str]:
-    patterns = _patterns(raw)
-    hits = _scan_files(root, patterns)
-    for name, pid in _ray_daemons().items():
-        n = _scan_memory(pid, patterns)
-        if n:
-            hits[f"{name} memory"] += n
-    return hits
 
 
 def _canary() -> bytes:

@@ -1,0 +1,58 @@
+"""``cchet status``: the attested-node registry of the running driver, as a table.
+
+The driver publishes its registry (``$XDG_STATE_HOME/cchet/status.json``) when it starts and whenever it
+re-attests; this command reads it. It says plainly when the cluster is not in hardened mode (its head is then
+trusted to choose the code workers run) and when results are SIMULATED (they protect nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    status = sub.add_parser("status", help="the attested-node registry of the running cchet driver")
+    status.add_argument("--file", type=Path, help="status file (default: $XDG_STATE_HOME/cchet/status.json)")
+    status.add_argument("--json", action="store_true", help="print the raw document")
+    status.set_defaults(run=_status)
+
+
+def render(doc: dict[str, Any]) -> str:
+    header = ("node", "TEE", "GPUs", "CC", "verdict", "expires", "hardened")
+    hardened = "yes" if doc.get("hardened") else "no"
+    rows = [header]
+    for n in doc.get("nodes", []):
+        verdict = n["verdict"] + (" (SIMULATED)" if n.get("simulated") else "")
+        rows.append((n["node"][:12], n["tee"], str(n["gpus"]), n["cc"], verdict, n["expires"], hardened))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for n in doc.get("nodes", []):
+        if n["verdict"] != "accepted":
+            lines.append(f"  {n['node'][:12]}: " + "; ".join(n.get("reasons", [])))
+    if not doc.get("hardened"):
+        lines.append(
+            "not in hardened cluster mode: Ray's head chooses the code attested workers run and is trusted; "
+            "start nodes with 'cchet start' to admit attested nodes only"
+        )
+    if any(n.get("simulated") for n in doc.get("nodes", [])):
+        lines.append("SIMULATED nodes protect nothing")
+    lines.append(f"policy: {doc.get('policy_id', '?')}")
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from cchet.runtime.session import status_path
+
+    path = args.file or status_path()
+    if not path.exists():
+        print(f"cchet: no status at {path}: is a cchet driver running (cchet.init) on this machine?", file=sys.stderr)
+        return 1
+    doc = json.loads(path.read_text())
+    print(json.dumps(doc, indent=1) if args.json else render(doc))
+    return 0

@@ -1,0 +1,205 @@
+"""A confidential multi-node cluster on ``ray.cluster_utils.Cluster``: attested placement, a plain node and a
+malicious one, the leak scan with spilling, and (last) a node dying mid-task.
+
+Nodes: an SNP head and two TDX nodes (SIMULATED), plus a plain node with no TEE and a malicious node that
+declares TDX in its labels and environment but holds another simulator's keys. Only the first three may
+ever receive a key or a task. This module runs before ``tests/runtime`` (which shares one Ray of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import cchet
+from cchet import KeyReleaseDenied, PlacementError
+from cchet.attest.simulate.authority import SimulatedAuthority
+from tests.leak_scan import scan
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+OBJECT_STORE = 80 * 1024 * 1024
+
+
+@cchet.remote
+def where(tag: int = 0) -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+@cchet.remote(tee="tdx", max_retries=3)
+def slow_where(marker_dir: str, seconds: float) -> tuple[str, bytes]:
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    Path(marker_dir, f"started-{node}-{os.getpid()}").write_text(node)
+    time.sleep(seconds)
+    return node, b"intact" * 1000
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import ray
+
+    if ray.is_initialized():
+        pytest.fail("tests/cluster needs this process free of Ray (it must run before tests/runtime)")
+    home = tmp_path_factory.mktemp("home")
+    temp_dir = Path(tempfile.mkdtemp(prefix="cc", dir="/tmp"))
+    evil_keys = tmp_path_factory.mktemp("evil-keys")
+    SimulatedAuthority.open(evil_keys)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.delenv("CCHET_SIM_KEY_DIR", raising=False)
+        audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+        session = cchet.init(
+            simulate=["snp", "tdx", "tdx"],
+            num_cpus=1,
+            object_store_memory=OBJECT_STORE,
+            _temp_dir=str(temp_dir),
+            audit_log=audit,
+        )
+        try:
+            nodes = {n.node_id: n for n in session.cluster.list_all_nodes()}
+            plain = session.cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
+            evil = session.cluster.add_node(
+                num_cpus=1,
+                object_store_memory=OBJECT_STORE,
+                labels={"tee": "tdx"},
+                env_vars={"CCHET_SIMULATE": "tdx", "CCHET_SIM_KEY_DIR": str(evil_keys)},
+            )
+            session.registry.refresh(session.worker_env(b"node-agent"))
+            entries = {e.node_id: e for e in session.registry.entries()}
+            yield {
+                "session": session,
+                "nodes": nodes,
+                "tdx": {n for n, e in entries.items() if e.qualifies and e.tee_kind == "tdx"},
+                "snp": {n for n, e in entries.items() if e.qualifies and e.tee_kind == "snp"},
+                "plain": plain.node_id,
+                "evil": evil.node_id,
+                "temp_dir": temp_dir,
+                "audit": audit,
+                "home": home,
+            }
+        finally:
+            cchet.shutdown()
+
+
+def test_registry_admits_only_attested_nodes(cluster: dict[str, Any]) -> None:
+    registry = cluster["session"].registry
+    assert len(cluster["tdx"]) == 2 and len(cluster["snp"]) == 1
+    qualifying = set(registry.qualifying("any", None))
+    assert qualifying == cluster["tdx"] | cluster["snp"]
+    assert cluster["plain"] not in qualifying and cluster["evil"] not in qualifying
+    assert "no TEE attestation interface" in registry.failures[cluster["plain"]]
+    evil = next(e for e in registry.entries() if e.node_id == cluster["evil"])
+    assert not evil.qualifies and evil.result.verification_failures, "another simulator's keys do not verify"
+
+
+def test_tasks_run_only_on_qualifying_nodes(cluster: dict[str, Any]) -> None:
+    tdx_ids = cchet.get([where.options(tee="tdx", spread=True).remote(i) for i in range(24)])
+    assert set(tdx_ids) <= cluster["tdx"] and len(set(tdx_ids)) == 2, "spread over both TDX nodes"
+    snp_ids = cchet.get([where.options(tee="snp").remote(i) for i in range(6)])
+    assert set(snp_ids) == cluster["snp"]
+    any_ids = cchet.get([where.options(spread=True).remote(i) for i in range(24)])
+    assert set(any_ids) <= cluster["tdx"] | cluster["snp"]
+
+
+def test_no_qualifying_node_fails_within_two_seconds(cluster: dict[str, Any]) -> None:
+    start = time.perf_counter()
+    with pytest.raises(PlacementError, match="tee='sgx'"):
+        where.options(tee="sgx").remote()
+    assert time.perf_counter() - start < 2
+
+
+def test_the_malicious_node_gets_no_key(cluster: dict[str, Any]) -> None:
+    """Even asking the broker directly from the malicious node (as a compromised host would) gets nothing."""
+    import ray
+
+    session = cluster["session"]
+
+    @ray.remote(num_cpus=0)
+    def steal(job_key_id: bytes) -> str:
+        from cchet.runtime.worker import worker_client
+
+        try:
+            worker_client().keys([job_key_id], function="tests.cluster.where")
+        except KeyReleaseDenied as e:
+            return "denied: " + "; ".join(e.reasons)
+        return "released"
+
+    env = session.worker_env(b"thief")
+    answer = ray.get(
+        steal.options(
+            label_selector={"ray.io/node-id": f"in({cluster['evil']})"}, runtime_env={"env_vars": env}
+        ).remote(session.job_key.key_id)
+    )
+    assert answer.startswith("denied"), answer
+    releases = [line for line in cluster["audit"].read_text().splitlines() if '"release"' in line]
+    assert releases and not any(cluster["evil"] in r or cluster["plain"] in r for r in releases)
+
+
+def test_cchet_status(cluster: dict[str, Any]) -> None:
+    cluster["session"].status()
+    env = dict(os.environ, HOME=str(cluster["home"]))
+    out = subprocess.run(
+        [Path(sys.executable).with_name("cchet"), "status"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert out.count("accepted (SIMULATED)") == 3 and "unattested" in out and "rejected" in out
+    assert "not in hardened cluster mode" in out
+
+
+def test_leak_scan_on_the_cluster_with_spilling(cluster: dict[str, Any], report: list[str]) -> None:
+    import ray
+
+    canary, plain_canary = b"canary-" + os.urandom(8).hex().encode(), b"canary-" + os.urandom(8).hex().encode()
+
+    @cchet.remote(spread=True)
+    def confidential(x: bytes, blob: np.ndarray) -> bytes:
+        print(x.decode())
+        logging.getLogger("leaky").warning("%s", x.decode())
+        return x + bytes(blob[:4])
+
+    @ray.remote
+    def plain(x: bytes, blob: np.ndarray) -> bytes:
+        print(x.decode())
+        return x + bytes(blob[:4])
+
+    def blob(c: bytes) -> np.ndarray:
+        return np.frombuffer(c * ((8 << 20) // len(c)), dtype=np.uint8).copy()
+
+    assert all(r.startswith(canary) for r in cchet.get([confidential.remote(canary, blob(canary)) for _ in range(4)]))
+    held = [cchet.put(blob(canary)) for _ in range(14)]
+    assert ray.get(plain.remote(plain_canary, blob(plain_canary))).startswith(plain_canary)
+    held_plain = [ray.put(blob(plain_canary)) for _ in range(14)]
+    found, found_plain = scan(cluster["temp_dir"], canary), scan(cluster["temp_dir"], plain_canary)
+    del held, held_plain
+    report.append(
+        f"cluster leak scan: plain Ray canary in {dict(found_plain)}; cchet canary in {dict(found) or 'nothing'}"
+    )
+    assert found_plain["spill"] > 0 and found_plain["logs"] > 0
+    assert not found, found
+
+
+def test_a_node_dying_mid_task_is_survived(cluster: dict[str, Any], tmp_path: Path) -> None:
+    """Fault test, last: remove the node running the task; the result comes from the other TDX node, intact."""
+    ref = slow_where.remote(str(tmp_path), 15.0)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob("started-*")) and time.time() < deadline:
+        time.sleep(0.2)
+    first = next(tmp_path.glob("started-*")).read_text()
+    assert first in cluster["tdx"]
+    cluster["session"].cluster.remove_node(cluster["nodes"][first])
+    node, payload = cchet.get(ref, timeout=120)
+    assert node in cluster["tdx"] and node != first
+    assert payload == b"intact" * 1000
