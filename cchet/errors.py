@@ -8,6 +8,13 @@
     ├── AttestationError            evidence could not be trusted
     │   ├── EvidenceFormatError     evidence bytes do not parse; names the offset and the field
     │   ├── VerificationError       signatures, chains, collateral or freshness failed; ``.failures``
+    │   │   ├── SignatureError          a signature over evidence, collateral or a RIM does not verify
+    │   │   ├── CertificateChainError   a chain is broken, expired or does not end at a pinned vendor root
+    │   │   ├── RevocationError         a certificate in a chain is on its issuer's CRL
+    │   │   ├── CollateralError         collateral is missing, expired, malformed or for another platform
+    │   │   ├── TcbError                the TCB matches no level, is revoked, or differs from the key's TCB
+    │   │   ├── NonceMismatchError      the evidence answers another nonce
+    │   │   └── MeasurementMismatchError  FWID, RIM measurements, event log or QE identity differ
     │   └── PolicyViolation         verified evidence does not satisfy the policy; ``.violations``
     ├── KeyReleaseDenied            the broker released nothing; ``.reasons``
     ├── BrokerError                 the broker is unreachable, or its answer is not authentic or well formed
@@ -26,13 +33,20 @@ __all__ = [
     "AttestationError",
     "BrokerError",
     "CchetError",
+    "CertificateChainError",
+    "CollateralError",
     "DeviceUnavailable",
     "EvidenceFormatError",
     "IntegrityError",
     "KeyReleaseDenied",
+    "MeasurementMismatchError",
+    "NonceMismatchError",
     "PlacementError",
     "PolicyViolation",
+    "RevocationError",
     "SealedFormatError",
+    "SignatureError",
+    "TcbError",
     "VerificationError",
 ]
 
@@ -96,6 +110,38 @@ class VerificationError(AttestationError):
         if not self.failures:
             raise ValueError("VerificationError needs at least one failure")
         super().__init__("; ".join(self.failures))
+
+
+class SignatureError(VerificationError):
+    """A signature over evidence (quote, QE report, SNP or SPDM report), collateral or a RIM does not verify,
+    or the QE report does not bind the attestation key."""
+
+
+class CertificateChainError(VerificationError):
+    """A certificate chain is broken, outside its validity window, or does not end at a pinned vendor root."""
+
+
+class RevocationError(VerificationError):
+    """A certificate in a chain is listed on its issuer's CRL, or a CRL does not verify."""
+
+
+class CollateralError(VerificationError):
+    """Collateral (TCB info, QE identity, CRLs, AMD certificates, RIMs) is missing, expired, malformed, or
+    issued for another platform."""
+
+
+class TcbError(VerificationError):
+    """The platform TCB matches no level of the TCB info, is Revoked, or differs from the TCB the signing
+    key was issued for."""
+
+
+class NonceMismatchError(VerificationError):
+    """The evidence answers a nonce other than the one the verifier expected."""
+
+
+class MeasurementMismatchError(VerificationError):
+    """A measured value differs from its reference: the FWID in the device certificate, RIM measurements,
+    an event-log replay, or the quoting enclave's identity."""
 
 
 class PolicyViolation(AttestationError):

@@ -117,10 +117,11 @@ def test_unparsable_evidence_is_a_reason_not_an_exception() -> None:
     assert result.devices == ()
 
 
-def test_default_options_trust_nothing(evidence: cchet.attest.CompositeEvidence) -> None:
+def test_default_options_trust_only_the_pinned_vendor_roots(evidence: cchet.attest.CompositeEvidence) -> None:
     result = appraise(evidence, ALLOW, nonce=NONCE, binding=BINDING, options=default_options(now=NOW))
     assert not result.accepted and result.simulated  # unverified, but it names a SIMULATED authority
-    assert any("no simulated intel root" in r for r in result.reasons)
+    assert result.verifier == "cchet-vendor-verifier"
+    assert any("pck_chain: chain does not end at a trusted root" in r for r in result.reasons)
 
 
 def test_tdx_quote_tampering_is_a_verification_failure(

@@ -257,6 +257,8 @@ def test_a_leaf_cannot_issue_certificates(authority: SimulatedAuthority) -> None
         .sign(authority.keys["nvidia_leaf"], hashes.SHA384())
     )
     anchor = TrustAnchor("nvidia", authority.der("nvidia_root"), simulated=True)
-    reached, failures = verify_chain([rogue, leaf, authority.certs["nvidia_root"]], [anchor], NOW, what="gpu")
+    reached, failures = verify_chain(
+        [rogue, leaf, authority.certs["nvidia_root"]], [anchor], NOW, what="gpu", check="nvidia.chain"
+    )
     assert reached == anchor
     assert failures == ["gpu: certificate 1 issues certificate 0 but is not a CA"]

@@ -1,38 +1,67 @@
-"""Certificate chains: each certificate signed by the next, all valid at the verification time, ending at an
-anchor. Works for the ECDSA chains of Intel, NVIDIA and the simulator, and AMD's RSA-PSS chains."""
+"""Certificate chains: each certificate signed by the next, all valid at the verification time, ending at a
+trusted root. Works for the ECDSA chains of Intel, NVIDIA and the simulator, and AMD's RSA-PSS chains.
+
+A chain ends at a root when its last certificate hashes (SHA-256 of the DER) to an anchor's fingerprint and
+is self-signed, or when it is issued by an anchor whose certificate the options carry.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
 
-__all__ = ["verify_chain"]
+__all__ = ["der_sha256", "issued_by", "verify_chain"]
+
+
+def der_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, lowercase hex."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """None when ``issuer`` signed ``cert`` (names and signature, RSA-PSS included), else why not."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as e:
+        return str(e) or "bad signature"
+    return None
 
 
 def verify_chain(
-    certs: Sequence[x509.Certificate], anchors: Sequence[TrustAnchor], now: dt.datetime, *, what: str
+    certs: Sequence[x509.Certificate],
+    anchors: Sequence[TrustAnchor],
+    now: dt.datetime,
+    *,
+    what: str,
+    check: str,
 ) -> tuple[TrustAnchor | None, list[str]]:
-    """Checks ``certs`` (leaf first). Returns the anchor reached (None if none) and every failure found.
+    """Checks ``certs`` (leaf first). Returns the anchor reached (None if none) and every failure found, each
+    a :class:`Failure` of ``check``.
 
-    The last certificate must be byte-identical to an anchor, or be issued by one. Every link's signature,
-    every issuer's CA flag and every certificate's validity window at ``now`` are checked independently.
-    Not checked: revocation, path length, key usage and name constraints (the real verifiers add them).
+    Every link's signature, every issuer's CA flag and every certificate's validity window at ``now`` are
+    checked independently. Not checked here: revocation (:mod:`cchet.attest.verify.crl`), path length, key
+    usage and name constraints.
     """
     failures: list[str] = []
     if not certs:
-        return None, [f"{what}: no certificates"]
+        return None, [Failure(check, f"{what}: no certificates")]
     for i, cert in enumerate(certs):
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            state = "has expired" if now > cert.not_valid_after_utc else "is not yet valid"
             failures.append(
-                f"{what}: certificate {i} ({cert.subject.rfc4514_string()}) "
-                f"is not valid at {now.isoformat()} "
-                f"(valid {cert.not_valid_before_utc.isoformat()}..{cert.not_valid_after_utc.isoformat()})"
+                Failure(
+                    check,
+                    f"{what}: certificate {i} ({cert.subject.rfc4514_string()}) {state} at {now.isoformat()} "
+                    f"(valid {cert.not_valid_before_utc.isoformat()}..{cert.not_valid_after_utc.isoformat()})",
+                )
             )
     for i in range(1, len(certs)):
         try:
@@ -40,23 +69,27 @@ def verify_chain(
         except x509.ExtensionNotFound:
             ca = False
         if not ca:
-            failures.append(f"{what}: certificate {i} issues certificate {i - 1} but is not a CA")
+            failures.append(Failure(check, f"{what}: certificate {i} issues certificate {i - 1} but is not a CA"))
     for i in range(len(certs) - 1):
-        try:
-            certs[i].verify_directly_issued_by(certs[i + 1])
-        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as e:
-            failures.append(f"{what}: certificate {i} is not signed by certificate {i + 1}: {e or 'bad signature'}")
+        why = issued_by(certs[i], certs[i + 1])
+        if why is not None:
+            failures.append(Failure(check, f"{what}: certificate {i} is not signed by certificate {i + 1}: {why}"))
     last = certs[-1]
-    last_der = last.public_bytes(serialization.Encoding.DER)
+    fingerprint = der_sha256(last)
     for anchor in anchors:
-        if anchor.certificate_der == last_der:
+        if anchor.fingerprint == fingerprint:
+            why = issued_by(last, last)
+            if why is not None:
+                failures.append(Failure(check, f"{what}: the root {anchor.name} is not self-signed: {why}"))
             return anchor, failures
     for anchor in anchors:
-        root = x509.load_der_x509_certificate(anchor.certificate_der)
-        try:
-            last.verify_directly_issued_by(root)
-        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-            continue
-        return anchor, failures
-    failures.append(f"{what}: chain does not end at a trusted root (last: {last.subject.rfc4514_string()})")
+        if anchor.certificate_der and issued_by(last, x509.load_der_x509_certificate(anchor.certificate_der)) is None:
+            return anchor, failures
+    failures.append(
+        Failure(
+            check,
+            f"{what}: chain does not end at a trusted root (last: {last.subject.rfc4514_string()}, "
+            f"SHA-256 {fingerprint[:16]}...)",
+        )
+    )
     return None, failures

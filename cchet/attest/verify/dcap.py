@@ -1,11 +1,15 @@
-"""Checks of a DCAP quote: signatures, the QE binding, the PCK chain, and TCB status from collateral.
+"""Checks of a DCAP quote (TDX v4/v5, SGX v3): signatures, the QE binding, the PCK chain and its CRLs, the
+TCB info and QE identity, and Intel's TCB status.
 
-Every check runs and reports independently. What is checked: the quote signature by the attestation key;
-the QE report signature by the PCK key; QE report data = SHA-256(attestation key || QE auth data) || zeros;
-the PCK chain to an Intel anchor; the TCB info and QE identity signatures by a TCB signing certificate
-chained to the same anchor, their validity window, FMSPC and PCE id; and Intel's TCB level matching (SGX
-components and PCE SVN from the PCK certificate, TDX components from TEE_TCB_SVN, the TDX module identity,
-the QE identity). Not checked here: CRLs (the real-verification issue adds them).
+Every check runs and reports independently (each failure a :class:`~cchet.attest.verify.failure.Failure`
+naming its check in :data:`~cchet.attest.verify.checks.CHECKS`). What is checked: the quote signature by
+the attestation key; the QE report signature by the PCK key; QE report data = SHA-256(attestation key || QE
+auth data) || zeros; the PCK chain to an Intel anchor; the PCK CRL (signed by the PCK CA) and root CRL
+(signed by the root), current, not listing the PCK leaf, the PCK CA or the TCB signing certificate; the TCB
+info and QE identity signatures by a TCB signing certificate chained to the same anchor, their validity
+window, id, version, FMSPC and PCE id; the QE identity (MRSIGNER, ISV PRODID, MISCSELECT and ATTRIBUTES
+under their masks); the TDX module identity; and Intel's TCB status (:mod:`cchet.attest.verify.tcb_status`),
+where no matching level, or a Revoked one, is a failure. What is not: measurements and debug bits (policy).
 """
 
 from __future__ import annotations
@@ -26,32 +30,20 @@ from cchet.attest.formats.dcap import Quote, TdReportBody
 from cchet.attest.formats.pck import PckExtensions, parse_pck_extensions
 from cchet.attest.rawsig import public_key_from_point
 from cchet.attest.verify.chain import verify_chain
+from cchet.attest.verify.crl import load_crl, revoked, verify_crl
 from cchet.attest.verify.ecdsa import ecdsa_valid
+from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
+from cchet.attest.verify.tcb_status import STATUS_ORDER, converge, matches_platform_level, worst_status
 from cchet.errors import EvidenceFormatError
 
 __all__ = ["STATUS_ORDER", "QuoteCheck", "check_quote", "worst_status"]
 
-STATUS_ORDER = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
-
-
-def worst_status(*statuses: str) -> str:
-    """The least trustworthy of the statuses, by :data:`STATUS_ORDER` (unknown names count as Revoked)."""
-    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
-    return max(statuses, key=lambda s: rank.get(s, len(STATUS_ORDER)))
-
 
 @dataclass(frozen=True)
 class QuoteCheck:
-    """What checking a quote found: the anchor reached, TCB status and advisories, and every failure."""
+    """What checking a quote found: the anchor reached, TCB status and advisories (None/empty when they
+    could not be determined), and every failure."""
 
     anchor: TrustAnchor | None
     tcb_status: str | None
@@ -74,7 +66,7 @@ def _signed_json(
     anchors: tuple[TrustAnchor, ...],
     now: dt.datetime,
     failures: list[str],
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, x509.Certificate | None]:
     text = collateral.get(name, "")
     chain_pem = collateral.get(f"{name}_issuer_chain", "").encode()
     try:
@@ -82,78 +74,125 @@ def _signed_json(
         sig = bytes.fromhex(collateral.get(f"{name}_signature", ""))
         doc = json.loads(text)
     except (EvidenceFormatError, ValueError) as e:
-        failures.append(f"collateral.{name}: malformed: {e}")
-        return None
-    _anchor, chain_failures = verify_chain(chain, anchors, now, what=f"collateral.{name}_issuer_chain")
+        failures.append(Failure("intel.collateral_missing", f"collateral.{name}: malformed: {e}"))
+        return None, None
+    if not chain:
+        failures.append(Failure(f"intel.{name}_chain", f"collateral.{name}_issuer_chain: no certificates"))
+        return None, None
+    _anchor, chain_failures = verify_chain(
+        chain, anchors, now, what=f"collateral.{name}_issuer_chain", check=f"intel.{name}_chain"
+    )
     failures.extend(chain_failures)
     if not ecdsa_valid(chain[0], text.encode(), sig):
-        failures.append(f"collateral.{name}: signature does not verify with the TCB signing certificate")
+        failures.append(
+            Failure(f"intel.{name}_signature", f"collateral.{name}: signature does not verify with the TCB signing key")
+        )
     if not isinstance(doc, dict):
-        failures.append(f"collateral.{name}: not a JSON object")
-        return None
+        failures.append(Failure("intel.collateral_missing", f"collateral.{name}: not a JSON object"))
+        return None, chain[0]
     try:
-        if not _parse_time(doc["issueDate"]) <= now <= _parse_time(doc["nextUpdate"]):
-            failures.append(
-                f"collateral.{name}: not valid at {now.isoformat()} ({doc['issueDate']}..{doc['nextUpdate']})"
-            )
+        issued, next_update = _parse_time(doc["issueDate"]), _parse_time(doc["nextUpdate"])
     except (KeyError, TypeError, ValueError):
-        failures.append(f"collateral.{name}: missing or malformed issueDate/nextUpdate")
-    return doc
+        failures.append(
+            Failure(f"intel.{name}_validity", f"collateral.{name}: missing or malformed issueDate/nextUpdate")
+        )
+    else:
+        if not issued <= now <= next_update:
+            state = "expired" if now > next_update else "not yet valid"
+            failures.append(
+                Failure(
+                    f"intel.{name}_validity",
+                    f"collateral.{name}: not valid at {now.isoformat()}, {state} "
+                    f"({doc['issueDate']}..{doc['nextUpdate']})",
+                )
+            )
+    return doc, chain[0]
 
 
-def _svns(items: Any) -> list[int]:
-    return [int(c["svn"]) for c in items]
+def _masked(value: bytes, mask: bytes) -> bytes:
+    return bytes(a & m for a, m in zip(value, mask, strict=False))
 
 
-def _platform_level(tcb_info: dict[str, Any], pck: PckExtensions, quote: Quote) -> tuple[str, tuple[str, ...]] | None:
-    body = quote.body
-    for level in tcb_info.get("tcbLevels", []):
-        tcb = level["tcb"]
-        sgx = _svns(tcb["sgxtcbcomponents"])
-        if any(have < need for have, need in zip(pck.tcb_components, sgx, strict=False)) or len(sgx) != 16:
-            continue
-        if pck.pce_svn < int(tcb["pcesvn"]):
-            continue
-        if isinstance(body, TdReportBody):
-            tdx = _svns(tcb.get("tdxtcbcomponents", []))
-            if len(tdx) != 16 or any(have < need for have, need in zip(body.tee_tcb_svn, tdx, strict=True)):
-                continue
-        return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
-    return None
-
-
-def _module_status(tcb_info: dict[str, Any], body: TdReportBody) -> tuple[str, tuple[str, ...]] | None:
-    if body.tee_tcb_svn[1] == 0:
+def _tdx_module(
+    tcb_info: dict[str, Any], body: TdReportBody, failures: list[str]
+) -> tuple[str, tuple[str, ...]] | None:
+    """The TDX module's status and advisories (None when no level matches, listed as a failure)."""
+    base = tcb_info.get("tdxModule")
+    if isinstance(base, dict):
+        if bytes.fromhex(base["mrsigner"]) != body.mr_signer_seam:
+            failures.append(Failure("intel.tdx_module", "td_report.mr_signer_seam does not match tcb_info.tdxModule"))
+        mask = bytes.fromhex(base["attributesMask"])
+        if _masked(body.seam_attributes, mask) != _masked(bytes.fromhex(base["attributes"]), mask):
+            failures.append(Failure("intel.tdx_module", "td_report.seam_attributes do not match tcb_info.tdxModule"))
+    version = body.tee_tcb_svn[1]
+    if version == 0:
         return "UpToDate", ()
-    wanted = f"TDX_{body.tee_tcb_svn[1]:02X}"
+    wanted = f"TDX_{version:02X}"
     for ident in tcb_info.get("tdxModuleIdentities", []):
         if ident.get("id") != wanted:
             continue
+        if bytes.fromhex(ident["mrsigner"]) != body.mr_signer_seam:
+            failures.append(Failure("intel.tdx_module", f"td_report.mr_signer_seam does not match {wanted}"))
+        mask = bytes.fromhex(ident["attributesMask"])
+        if _masked(body.seam_attributes, mask) != _masked(bytes.fromhex(ident["attributes"]), mask):
+            failures.append(Failure("intel.tdx_module", f"td_report.seam_attributes do not match {wanted}"))
         for level in ident.get("tcbLevels", []):
             if body.tee_tcb_svn[0] >= int(level["tcb"]["isvsvn"]):
                 return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
+        failures.append(Failure("intel.tcb_level", f"tcb_info: no {wanted} level matches TDX module SVN"))
         return None
+    failures.append(Failure("intel.tdx_module", f"tcb_info has no TDX module identity {wanted}"))
     return None
 
 
-def _qe_status(identity: dict[str, Any], quote: Quote, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
+def _qe(identity: dict[str, Any], quote: Quote, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
     qe = quote.signature.qe.qe_report
-    if bytes.fromhex(identity.get("mrsigner", "")) != qe.mr_signer:
-        failures.append("qe_report.mr_signer does not match the QE identity")
-    if int(identity.get("isvprodid", -1)) != qe.isv_prod_id:
-        failures.append("qe_report.isv_prod_id does not match the QE identity")
-    mask = int(identity.get("miscselectMask", "0"), 16)
-    if qe.misc_select & mask != int(identity.get("miscselect", "0"), 16) & mask:
-        failures.append("qe_report.misc_select does not match the QE identity")
-    amask = bytes.fromhex(identity.get("attributesMask", "00" * 16))
-    want = bytes.fromhex(identity.get("attributes", "00" * 16))
-    if bytes(a & m for a, m in zip(qe.attributes, amask, strict=False)) != bytes(
-        a & m for a, m in zip(want, amask, strict=False)
-    ):
-        failures.append("qe_report.attributes do not match the QE identity")
+    want_id = "TD_QE" if quote.kind == "tdx" else "QE"
+    if identity.get("id") != want_id:
+        failures.append(
+            Failure("intel.qe_identity", f"collateral.qe_identity.id is {identity.get('id')!r}, not {want_id}")
+        )
+    if bytes.fromhex(identity["mrsigner"]) != qe.mr_signer:
+        failures.append(Failure("intel.qe_identity", "qe_report.mr_signer does not match the QE identity"))
+    if int(identity["isvprodid"]) != qe.isv_prod_id:
+        failures.append(Failure("intel.qe_identity", "qe_report.isv_prod_id does not match the QE identity"))
+    mask = int(identity["miscselectMask"], 16)
+    if qe.misc_select & mask != int(identity["miscselect"], 16) & mask:
+        failures.append(Failure("intel.qe_identity", "qe_report.misc_select does not match the QE identity"))
+    amask = bytes.fromhex(identity["attributesMask"])
+    if _masked(qe.attributes, amask) != _masked(bytes.fromhex(identity["attributes"]), amask):
+        failures.append(Failure("intel.qe_identity", "qe_report.attributes do not match the QE identity"))
     for level in identity.get("tcbLevels", []):
         if qe.isv_svn >= int(level["tcb"]["isvsvn"]):
             return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
+    failures.append(Failure("intel.tcb_level", "collateral.qe_identity: no TCB level matches the QE's ISV SVN"))
+    return None
+
+
+def _platform(
+    tcb_info: dict[str, Any], quote: Quote, pck: PckExtensions, failures: list[str]
+) -> tuple[str, tuple[str, ...]] | None:
+    want_id = "TDX" if quote.kind == "tdx" else "SGX"
+    if tcb_info.get("id", "SGX") != want_id or (quote.kind == "tdx" and int(tcb_info.get("version", 0)) < 3):
+        failures.append(
+            Failure(
+                "intel.tcb_info_platform",
+                f"collateral.tcb_info is {tcb_info.get('id', 'SGX')} v{tcb_info.get('version')}, "
+                f"the quote needs {want_id}",
+            )
+        )
+        return None
+    if bytes.fromhex(tcb_info["fmspc"]) != pck.fmspc:
+        failures.append(Failure("intel.tcb_info_platform", "collateral.tcb_info.fmspc differs from the PCK's FMSPC"))
+    if bytes.fromhex(tcb_info["pceId"]) != pck.pce_id:
+        failures.append(Failure("intel.tcb_info_platform", "collateral.tcb_info.pceId differs from the PCK's PCE id"))
+    tee = quote.body.tee_tcb_svn if isinstance(quote.body, TdReportBody) else None
+    for level in tcb_info.get("tcbLevels", []):
+        if matches_platform_level(level, pck.tcb_components, pck.pce_svn, tee):
+            return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
+    failures.append(
+        Failure("intel.tcb_level", "collateral.tcb_info: no TCB level matches the platform (TCB not supported)")
+    )
     return None
 
 
@@ -165,40 +204,56 @@ def _tcb(
     anchors: tuple[TrustAnchor, ...],
     now: dt.datetime,
     failures: list[str],
-) -> tuple[str | None, tuple[str, ...]]:
-    tcb_info = _signed_json(collateral, "tcb_info", anchors, now, failures)
-    identity = _signed_json(collateral, "qe_identity", anchors, now, failures)
+) -> tuple[str | None, tuple[str, ...], list[x509.Certificate]]:
+    tcb_info, tcb_signer = _signed_json(collateral, "tcb_info", anchors, now, failures)
+    identity, qe_signer = _signed_json(collateral, "qe_identity", anchors, now, failures)
+    signers = [c for c in (tcb_signer, qe_signer) if c is not None]
     if tcb_info is None or identity is None:
-        return None, ()
+        return None, (), signers
     try:
-        if bytes.fromhex(tcb_info["fmspc"]) != pck.fmspc:
-            failures.append("collateral.tcb_info.fmspc does not match the PCK certificate's FMSPC")
-        if bytes.fromhex(tcb_info["pceId"]) != pck.pce_id:
-            failures.append("collateral.tcb_info.pceId does not match the PCK certificate's PCE id")
-        results = []
-        platform = _platform_level(tcb_info, pck, quote)
-        if platform is None:
-            failures.append("collateral.tcb_info: no TCB level matches the platform (TCB not supported)")
-        else:
-            results.append(platform)
-        if isinstance(quote.body, TdReportBody):
-            module = _module_status(tcb_info, quote.body)
-            if module is None:
-                failures.append("collateral.tcb_info: no TDX module identity level matches TEE_TCB_SVN")
-            else:
-                results.append(module)
-        qe = _qe_status(identity, quote, failures)
-        if qe is None:
-            failures.append("collateral.qe_identity: no TCB level matches the QE's ISV SVN")
-        else:
-            results.append(qe)
+        platform = _platform(tcb_info, quote, pck, failures)
+        module = _tdx_module(tcb_info, quote.body, failures) if isinstance(quote.body, TdReportBody) else None
+        qe = _qe(identity, quote, failures)
     except (KeyError, TypeError, ValueError) as e:
-        failures.append(f"collateral: malformed TCB info or QE identity: {e!r}")
-        return None, ()
-    if platform is None or not results:
-        return None, ()
-    advisories = tuple(sorted({a for _s, adv in results for a in adv}))
-    return worst_status(*(s for s, _a in results)), advisories
+        failures.append(Failure("intel.tcb_info_platform", f"collateral: malformed TCB info or QE identity: {e!r}"))
+        return None, (), signers
+    if platform is None or qe is None or (isinstance(quote.body, TdReportBody) and module is None):
+        return None, (), signers
+    status, advisories = platform[0], list(platform[1])
+    for part in (module, qe):
+        if part is not None:
+            status = converge(status, part[0])
+            advisories.extend(part[1])
+    if status == "Revoked":
+        failures.append(Failure("intel.tcb_revoked", "the platform's TCB status is Revoked"))
+    return status, tuple(sorted(set(advisories))), signers
+
+
+def _crls(
+    collateral: Mapping[str, str],
+    certs: list[x509.Certificate],
+    signers: list[x509.Certificate],
+    now: dt.datetime,
+    failures: list[str],
+) -> None:
+    if len(certs) < 2:
+        failures.append(Failure("intel.pck_chain", "pck_chain: no PCK CA certificate to check revocation with"))
+        return
+    for name, issuer, subjects in (
+        ("pck_crl", certs[1], [certs[0]]),
+        ("root_ca_crl", certs[-1], [*certs[1:-1], *signers]),
+    ):
+        try:
+            crl = load_crl(collateral[name])
+        except (KeyError, ValueError, TypeError) as e:
+            failures.append(Failure("intel.crl", f"collateral.{name}: missing or malformed: {e}"))
+            continue
+        failures.extend(verify_crl(crl, issuer, now, what=f"collateral.{name}", check="intel.crl"))
+        for cert in subjects:
+            if crl.issuer == cert.issuer and revoked(crl, cert):
+                failures.append(
+                    Failure("intel.pck_revoked", f"{cert.subject.rfc4514_string()} is revoked by collateral.{name}")
+                )
 
 
 def check_quote(
@@ -217,27 +272,37 @@ def check_quote(
     try:
         ak = public_key_from_point(sig.attestation_key, ec.SECP256R1())
     except ValueError:
-        failures.append("quote.attestation_key is not a P-256 point")
+        failures.append(Failure("intel.quote_signature", "quote.attestation_key is not a P-256 point"))
         ak = None
     if ak is not None and not ecdsa_valid(ak, quote.signed_bytes(), sig.signature):
-        failures.append("quote signature does not verify with the attestation key")
+        failures.append(Failure("intel.quote_signature", "quote signature does not verify with the attestation key"))
     expected = hashlib.sha256(sig.attestation_key + qe.qe_auth_data).digest() + bytes(32)
     if not hmac.compare_digest(expected, qe.qe_report.report_data):
-        failures.append("qe_report.report_data does not bind the attestation key and QE auth data")
+        failures.append(
+            Failure("intel.qe_binding", "qe_report.report_data does not bind the attestation key and QE auth data")
+        )
     pems = qe.certification.pem_certificates()
     if not pems:
-        failures.append("certification_data holds no PCK certificate chain (type 5)")
+        failures.append(Failure("intel.pck_chain", "certification_data holds no PCK certificate chain (type 5)"))
         return QuoteCheck(None, None, (), tuple(failures), None)
     certs = _certs(pems, "certification_data.pck_chain")
-    anchor, chain_failures = verify_chain(certs, anchors, now, what="pck_chain")
+    anchor, chain_failures = verify_chain(certs, anchors, now, what="pck_chain", check="intel.pck_chain")
     failures.extend(chain_failures)
     if not ecdsa_valid(certs[0], qe.qe_report.to_bytes(), qe.qe_report_signature):
-        failures.append("qe_report signature does not verify with the PCK certificate")
+        failures.append(Failure("intel.qe_report_signature", "qe_report signature does not verify with the PCK key"))
     pck = parse_pck_extensions(certs[0])
     status: str | None = None
     advisories: tuple[str, ...] = ()
     if collateral is None:
-        failures.append(f"no Intel collateral (TCB info, QE identity) for FMSPC {pck.fmspc.hex().upper()}")
+        failures.append(
+            Failure(
+                "intel.collateral_missing",
+                f"no Intel collateral (TCB info, QE identity, CRLs) for FMSPC {pck.fmspc.hex().upper()}",
+            )
+        )
     elif anchor is not None:
-        status, advisories = _tcb(quote, pck, collateral=collateral, anchors=(anchor,), now=now, failures=failures)
+        status, advisories, signers = _tcb(
+            quote, pck, collateral=collateral, anchors=(anchor,), now=now, failures=failures
+        )
+        _crls(collateral, certs, signers, now, failures)
     return QuoteCheck(anchor, status, advisories, tuple(failures), pck)

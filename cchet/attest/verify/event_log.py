@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cchet.attest.formats.ccel import CcEventLog, rtmr_mismatches
 from cchet.attest.formats.dcap import Quote, TdReportBody
+from cchet.attest.verify.failure import Failure
 
 __all__ = ["check_event_log"]
 
@@ -17,5 +18,8 @@ def check_event_log(quote: Quote, log: CcEventLog | None) -> list[str]:
     if log is None:
         return []
     if not isinstance(quote.body, TdReportBody):
-        return ["event_log: only TDX quotes carry RTMRs to replay a CC event log against"]
-    return [f"event_log: replay does not give the quote's RTMR{i}" for i in rtmr_mismatches(log, quote.body.rtmrs)]
+        return [Failure("intel.event_log", "event_log: only TDX quotes carry RTMRs to replay a CC event log against")]
+    return [
+        Failure("intel.event_log", f"event_log: replay does not give the quote's RTMR{i}")
+        for i in rtmr_mismatches(log, quote.body.rtmrs)
+    ]

@@ -3,13 +3,16 @@
 What is checked: the PEM chain (leaf first) to an NVIDIA anchor; the ECDSA P-384 signature r||s over
 SHA-384 of request || response-before-signature by the leaf; that the leaf certificate certifies the
 report's FWID (extension 2.23.133.5.4.1 on Hopper, DICE TcbInfo 2.23.133.5.4.1.1 on Blackwell), when the
-report carries one (drivers before R550 do not). Not checked here: OCSP and RIMs. The request nonce is the
-binding's job (:func:`cchet.attest.binding.gpu_nonce`), checked during appraisal.
+report carries one (drivers before R550 do not); and, when ``expected_nonce`` is given, the SPDM request
+nonce. Measurements against RIMs are :mod:`cchet.attest.verify.rim`. Not checked: OCSP (no responses are
+available offline). In composite evidence the nonce is the binding's job
+(:func:`cchet.attest.binding.gpu_nonce`), checked during appraisal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -19,6 +22,7 @@ from cchet.attest.formats.der import children
 from cchet.attest.formats.spdm import SpdmReport
 from cchet.attest.verify.chain import verify_chain
 from cchet.attest.verify.ecdsa import ecdsa_valid
+from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
 from cchet.errors import EvidenceFormatError
 
@@ -63,22 +67,38 @@ class GpuCheck:
 
 
 def check_gpu(
-    report: SpdmReport, certificates: bytes, anchors: tuple[TrustAnchor, ...], now: dt.datetime, *, what: str
+    report: SpdmReport,
+    certificates: bytes,
+    anchors: tuple[TrustAnchor, ...],
+    now: dt.datetime,
+    *,
+    what: str,
+    expected_nonce: bytes | None = None,
 ) -> GpuCheck:
-    """Runs every check in the module docstring and lists each failure."""
+    """Runs every check in the module docstring and lists each failure; raises
+    :class:`~cchet.errors.EvidenceFormatError` when the certificates do not decode."""
     failures: list[str] = []
     certs = parse_pem_chain(certificates).certificates()
-    anchor, chain_failures = verify_chain(certs, anchors, now, what=f"{what}.cert_chain")
+    anchor, chain_failures = verify_chain(certs, anchors, now, what=f"{what}.cert_chain", check="nvidia.chain")
     failures.extend(chain_failures)
     if not report.response.signature:
-        failures.append(f"{what}: report is unsigned")
+        failures.append(Failure("nvidia.spdm_signature", f"{what}: report is unsigned"))
     elif not ecdsa_valid(certs[0], report.signed_bytes(), report.response.signature):
-        failures.append(f"{what}: SPDM signature does not verify with the device leaf certificate")
+        failures.append(
+            Failure("nvidia.spdm_signature", f"{what}: SPDM signature does not verify with the device leaf certificate")
+        )
     cert_fwids = leaf_fwids(certs[0])
     if report.fwid is None:
         pass  # pre-R550 reports carry no FWID opaque field; nothing to compare
     elif not cert_fwids:
-        failures.append(f"{what}: leaf certificate has no FWID extension")
+        failures.append(Failure("nvidia.fwid", f"{what}: leaf certificate has no FWID extension"))
     elif report.fwid not in cert_fwids:
-        failures.append(f"{what}: report FWID differs from the leaf certificate's FWID")
+        failures.append(Failure("nvidia.fwid", f"{what}: report FWID differs from the leaf certificate's FWID"))
+    if expected_nonce is not None and not hmac.compare_digest(expected_nonce, report.request.nonce):
+        failures.append(
+            Failure(
+                "nvidia.nonce",
+                f"{what}: SPDM request nonce is {report.request.nonce.hex()}, expected {expected_nonce.hex()}",
+            )
+        )
     return GpuCheck(anchor, tuple(failures))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
@@ -18,11 +18,22 @@ from cryptography import x509
 if TYPE_CHECKING:
     from cchet.attest.evidence import CompositeEvidence
     from cchet.attest.formats.dcap import Quote
+    from cchet.attest.formats.snp import SnpReport
+    from cchet.attest.verify.roots import PinnedRoot
     from cchet.attest.verify.verified import VerifiedEvidence
 
-__all__ = ["VENDORS", "IntelCollateralSource", "TrustAnchor", "Verifier", "VerifyOptions", "default_options"]
+__all__ = [
+    "VENDORS",
+    "CollateralProvider",
+    "IntelCollateralSource",
+    "TrustAnchor",
+    "Verifier",
+    "VerifyOptions",
+    "default_options",
+    "pinned_anchors",
+]
 
-VENDORS = ("intel", "amd", "nvidia")
+VENDORS = ("intel", "amd", "nvidia", "nvidia-rim")
 
 IntelCollateralSource = Callable[["Quote"], "Mapping[str, str] | None"]
 """Returns dcap-qvl ``QuoteCollateralV3`` JSON fields for a quote, or None when it has none."""
@@ -30,26 +41,77 @@ IntelCollateralSource = Callable[["Quote"], "Mapping[str, str] | None"]
 
 @dataclass(frozen=True)
 class TrustAnchor:
-    """A root certificate trusted for one vendor. ``simulated`` anchors must say SIMULATED in their subject,
-    and everything verified under them is stamped SIMULATED."""
+    """A root trusted for one vendor: its certificate, or only its SHA-256 fingerprint (a pinned vendor root,
+    whose certificate arrives with the evidence). ``simulated`` anchors must carry their certificate and say
+    SIMULATED in its subject; everything verified under them is stamped SIMULATED. Raises ``ValueError`` for
+    an unknown vendor, a fingerprint that does not match the certificate, or a SIMULATED mismatch."""
 
     vendor: str
-    certificate_der: bytes
+    certificate_der: bytes = b""
     simulated: bool = False
+    sha256: str = ""
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.vendor not in VENDORS:
             raise ValueError(f"vendor must be one of {', '.join(VENDORS)}")
-        subject = x509.load_der_x509_certificate(self.certificate_der).subject.rfc4514_string()
+        if not self.certificate_der:
+            if len(self.sha256) != 64 or self.simulated:
+                raise ValueError("a trust anchor needs its certificate, or (real roots only) a SHA-256 fingerprint")
+            object.__setattr__(self, "sha256", self.sha256.lower())
+            return
+        cert = x509.load_der_x509_certificate(self.certificate_der)
+        subject = cert.subject.rfc4514_string()
         if self.simulated and "SIMULATED" not in subject:
             raise ValueError("a simulated trust anchor's subject must say SIMULATED")
         if not self.simulated and "SIMULATED" in subject:
             raise ValueError("a root whose subject says SIMULATED can only be a simulated anchor")
+        digest = hashlib.sha256(self.certificate_der).hexdigest()
+        if self.sha256 and self.sha256.lower() != digest:
+            raise ValueError("the fingerprint does not match the certificate")
+        object.__setattr__(self, "sha256", digest)
+        if not self.name:
+            object.__setattr__(self, "name", subject)
+
+    @classmethod
+    def pinned(cls, root: PinnedRoot) -> TrustAnchor:
+        """The anchor for a vendor root pinned in :mod:`cchet.attest.verify.roots`."""
+        return cls(root.vendor, sha256=root.sha256, name=root.name)
 
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the DER, lowercase hex."""
-        return hashlib.sha256(self.certificate_der).hexdigest()
+        return self.sha256
+
+
+def pinned_anchors() -> tuple[TrustAnchor, ...]:
+    """The real vendor roots: Intel SGX Root CA, AMD ARK Milan/Genoa/Turin, NVIDIA Device Identity CA and
+    NVIDIA RIM signing root, each pinned by fingerprint."""
+    from cchet.attest.verify.roots import AMD_ARKS, INTEL_SGX_ROOT, NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT
+
+    roots = (INTEL_SGX_ROOT, *AMD_ARKS.values(), NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT)
+    return tuple(TrustAnchor.pinned(r) for r in roots)
+
+
+class CollateralProvider(Protocol):
+    """Where verification finds what the evidence does not carry. Each method returns None when it has
+    nothing; implementations (:class:`cchet.attest.collateral.CollateralSource`) try the evidence's own
+    data first, then a local cache, then an injected fetcher, and never read the clock themselves."""
+
+    def intel(self, quote: Quote, now: dt.datetime) -> Mapping[str, str] | None:
+        """dcap-qvl ``QuoteCollateralV3`` JSON fields for the quote's FMSPC and TEE type."""
+
+    def amd_chain(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        """PEM of the ASK (``key="vcek"``) or ASVK (``"vlek"``) followed by the ARK of ``product``."""
+
+    def amd_vcek(self, report: SnpReport, product: str, now: dt.datetime) -> bytes | None:
+        """DER of the VCEK for the report's chip id and reported TCB."""
+
+    def amd_crl(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        """DER of the ARK's CRL for ``product``."""
+
+    def nvidia_rim(self, rim_id: str, now: dt.datetime) -> bytes | None:
+        """The signed RIM (SWID XML) with this id."""
 
 
 class Verifier(Protocol):
@@ -71,12 +133,16 @@ def _utcnow() -> dt.datetime:
 @dataclass(frozen=True)
 class VerifyOptions:
     """``clock`` gives the verification time; ``anchors`` the trusted roots; ``intel_collateral`` TCB info and
-    QE identity for quotes; ``verifier`` the implementation :func:`cchet.attest.appraise` calls."""
+    QE identity for quotes (consulted before ``collateral``); ``collateral`` everything else the evidence
+    does not carry; ``verifier`` the implementation :func:`cchet.attest.appraise` calls; ``rims`` signed
+    NVIDIA RIMs given directly (SWID XML documents), consulted before ``collateral``."""
 
     clock: Callable[[], dt.datetime] = _utcnow
     anchors: tuple[TrustAnchor, ...] = ()
     intel_collateral: IntelCollateralSource | None = None
     verifier: Verifier | None = None
+    collateral: CollateralProvider | None = None
+    rims: tuple[bytes, ...] = field(default=())
 
     def now(self) -> dt.datetime:
         t = self.clock()
@@ -94,14 +160,29 @@ class VerifyOptions:
 def default_options(
     *,
     now: dt.datetime | None = None,
-    anchors: tuple[TrustAnchor, ...] = (),
+    anchors: tuple[TrustAnchor, ...] | None = None,
     intel_collateral: IntelCollateralSource | None = None,
     verifier: Verifier | None = None,
+    collateral: CollateralProvider | None = None,
+    rims: tuple[bytes, ...] = (),
 ) -> VerifyOptions:
-    """Options with the system clock (or a fixed ``now``), the given anchors and collateral source.
-
-    Vendor roots pinned by fingerprint and network fetchers arrive with the real-verification issue; until
-    then the defaults trust nothing, so only evidence under anchors passed here can verify.
+    """Options for real evidence: the system clock (or a fixed ``now``), the pinned vendor roots
+    (:func:`pinned_anchors`, or the ``anchors`` given), the real verifier
+    (:class:`~cchet.attest.verify.vendor.VendorVerifier`) and collateral from the evidence, then the local
+    collateral cache (``cchet collateral fetch`` fills it; ``$CCHET_COLLATERAL_DIR`` or
+    ``~/.cache/cchet/collateral``). No fetcher is configured, so nothing here reaches the network: pass a
+    :class:`~cchet.attest.collateral.CollateralSource` with a fetcher for that. Simulated roots are never
+    trusted here (:func:`cchet.attest.simulate.simulation_options` does that).
     """
+    from cchet.attest.collateral.source import CollateralSource
+    from cchet.attest.verify.vendor import VendorVerifier
+
     clock: Callable[[], dt.datetime] = _utcnow if now is None else (lambda: now)
-    return VerifyOptions(clock=clock, anchors=anchors, intel_collateral=intel_collateral, verifier=verifier)
+    return VerifyOptions(
+        clock=clock,
+        anchors=pinned_anchors() if anchors is None else anchors,
+        intel_collateral=intel_collateral,
+        verifier=verifier or VendorVerifier(),
+        collateral=collateral if collateral is not None else CollateralSource.default(),
+        rims=rims,
+    )

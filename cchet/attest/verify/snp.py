@@ -1,23 +1,35 @@
-"""Checks of an SEV-SNP report: the VCEK/VLEK chain, the report signature, and the key's TCB and chip id.
+"""Checks of an SEV-SNP report: the VCEK/VLEK chain, the report signature, the key's TCB and chip id, CRLs.
 
-What is checked: the chain (VCEK -> ASK -> ARK or VLEK -> ASVK -> ARK) to an AMD anchor; the ECDSA P-384
-signature over bytes [0, 0x2A0) with little-endian r and s; that the reported TCB equals the TCB the key
-was issued for; and, for a VCEK, that the chip id equals the certificate's hwID. Not checked here: AMD CRLs.
+What is checked: the chain VCEK -> ASK -> ARK or VLEK -> ASVK -> ARK to an AMD anchor, each link valid now;
+under a real (non-simulated) root, every link is RSASSA-PSS with SHA-384 and the intermediate is the one
+AMD issued for that key type (an ASVK never certifies a VCEK); the ECDSA P-384 signature over bytes
+[0, 0x2A0) with little-endian r and s; that the reported TCB (and FMC on Turin) equals the TCB the key was
+issued for; for a VCEK, that the chip id equals the certificate's hwID; and, when a CRL is given, that it is
+signed by the ARK, current, and does not list the ASK/ASVK. The certificates come from the evidence, then
+from ``chain`` (ASK/ASVK + ARK from KDS or the cache) and ``vcek`` (the VCEK from KDS or the cache).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from dataclasses import dataclass
 
-from cchet.attest.formats.amd_cert import parse_amd_extensions
-from cchet.attest.formats.certchain import parse_pem_chain
-from cchet.attest.formats.snp import SnpReport
-from cchet.attest.verify.chain import verify_chain
-from cchet.attest.verify.ecdsa import ecdsa_valid
-from cchet.attest.verify.options import TrustAnchor
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-__all__ = ["SnpCheck", "check_snp"]
+from cchet.attest.formats.amd_cert import parse_amd_extensions
+from cchet.attest.formats.snp import SnpReport
+from cchet.attest.verify.amd_certs import load_amd_certificates
+from cchet.attest.verify.chain import der_sha256, verify_chain
+from cchet.attest.verify.crl import load_crl, revoked, verify_crl
+from cchet.attest.verify.ecdsa import ecdsa_valid
+from cchet.attest.verify.failure import Failure
+from cchet.attest.verify.options import TrustAnchor
+from cchet.attest.verify.roots import AMD_INTERMEDIATES
+
+__all__ = ["SnpCheck", "check_snp", "snp_product"]
 
 
 @dataclass(frozen=True)
@@ -26,23 +38,82 @@ class SnpCheck:
     failures: tuple[str, ...]
 
 
-def check_snp(report: SnpReport, certificates: bytes, anchors: tuple[TrustAnchor, ...], now: dt.datetime) -> SnpCheck:
+def snp_product(report: SnpReport, leaf: x509.Certificate | None) -> str | None:
+    """Milan, Genoa or Turin: from the report (v3+), else from the key's issuer (``SEV-Milan``...)."""
+    if report.product is not None:
+        return report.product
+    if leaf is not None:
+        issuer = leaf.issuer.rfc4514_string()
+        for product in ("Milan", "Genoa", "Turin"):
+            if f"-{product}" in issuer:
+                return product
+    return None
+
+
+def _pss_sha384(cert: x509.Certificate) -> bool:
+    params = cert.signature_algorithm_parameters
+    return isinstance(params, padding.PSS) and isinstance(cert.signature_hash_algorithm, hashes.SHA384)
+
+
+def _assemble(certificates: bytes, chain: bytes, vcek: bytes) -> list[x509.Certificate]:
+    certs = load_amd_certificates(certificates) if certificates else []
+    if not certs and vcek:
+        certs = load_amd_certificates(vcek)
+    if certs and len(certs) < 3 and chain:
+        have = {der_sha256(c) for c in certs}
+        certs += [c for c in load_amd_certificates(chain) if der_sha256(c) not in have]
+    return certs
+
+
+def check_snp(
+    report: SnpReport,
+    certificates: bytes,
+    anchors: tuple[TrustAnchor, ...],
+    now: dt.datetime,
+    *,
+    chain: bytes = b"",
+    vcek: bytes = b"",
+    crl: bytes | None = None,
+) -> SnpCheck:
     """Runs every check in the module docstring and lists each failure; raises
     :class:`~cchet.errors.EvidenceFormatError` only when the certificates do not decode."""
     failures: list[str] = []
-    if not certificates:
-        return SnpCheck(None, ("snp: no VCEK/VLEK certificate chain in the evidence",))
-    certs = parse_pem_chain(certificates).certificates()
-    anchor, chain_failures = verify_chain(certs, anchors, now, what="snp.vcek_chain")
+    certs = _assemble(certificates, chain, vcek)
+    if not certs:
+        return SnpCheck(None, (Failure("amd.certificates_missing", "snp: no VCEK/VLEK certificate available"),))
+    anchor, chain_failures = verify_chain(certs, anchors, now, what="snp.vcek_chain", check="amd.chain")
     failures.extend(chain_failures)
+    if anchor is not None and not anchor.simulated:
+        for i, cert in enumerate(certs):
+            if not _pss_sha384(cert):
+                failures.append(Failure("amd.chain", f"snp.vcek_chain: certificate {i} is not signed RSA-PSS SHA-384"))
+        if len(certs) == 3:
+            issued_for = AMD_INTERMEDIATES.get(der_sha256(certs[1]))
+            if issued_for is None or issued_for[1] != report.signing_key:
+                failures.append(
+                    Failure("amd.chain", f"snp.vcek_chain: certificate 1 is not AMD's issuer of {report.signing_key}s")
+                )
+        else:
+            failures.append(Failure("amd.chain", f"snp.vcek_chain: expected key, ASK/ASVK and ARK, got {len(certs)}"))
     if not ecdsa_valid(certs[0], report.signed_bytes(), report.signature_r + report.signature_s, byteorder="little"):
-        failures.append("snp report signature does not verify with the VCEK/VLEK")
+        failures.append(Failure("amd.report_signature", "snp report signature does not verify with the VCEK/VLEK"))
     ext = parse_amd_extensions(certs[0])
     tcb = report.tcb("reported")
-    got = (tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode)
-    want = (ext.bootloader, ext.tee, ext.snp, ext.microcode)
+    got = (tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode, tcb.fmc)
+    want = (ext.bootloader, ext.tee, ext.snp, ext.microcode, ext.fmc if tcb.fmc is not None else None)
     if got != want:
-        failures.append(f"snp reported_tcb {got} differs from the key's TCB {want}")
-    if report.signing_key == "vcek" and ext.hw_id is not None and ext.hw_id != report.chip_id[: len(ext.hw_id)]:
-        failures.append("snp chip_id differs from the VCEK's hwID")
+        failures.append(Failure("amd.reported_tcb", f"snp reported_tcb {got} differs from the key's TCB {want}"))
+    if report.signing_key == "vcek" and (
+        not ext.hw_id or not hmac.compare_digest(ext.hw_id, report.chip_id[: len(ext.hw_id)])
+    ):
+        failures.append(Failure("amd.chip_id", "snp chip_id differs from the VCEK's hwID (or it has none)"))
+    if crl is not None and len(certs) >= 3:
+        try:
+            parsed = load_crl(crl)
+        except ValueError as e:
+            failures.append(Failure("amd.crl", f"amd crl: malformed: {e}"))
+        else:
+            failures.extend(verify_crl(parsed, certs[-1], now, what="amd crl", check="amd.crl"))
+            if revoked(parsed, certs[1]):
+                failures.append(Failure("amd.revoked", f"{certs[1].subject.rfc4514_string()} is revoked by the ARK"))
     return SnpCheck(anchor, tuple(failures))

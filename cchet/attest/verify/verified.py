@@ -13,7 +13,9 @@ __all__ = ["VerifiedDevice", "VerifiedEvidence"]
 @dataclass(frozen=True)
 class VerifiedDevice:
     """One verified device: ``device`` is ``"cpu"`` or ``"gpu<i>"``; ``tcb_status`` and ``advisory_ids`` come
-    from collateral where the vendor has it (Intel); ``anchor`` is the SHA-256 of the root it chained to."""
+    from collateral where the vendor has it (Intel); ``anchor`` is the SHA-256 of the root it chained to.
+    For GPUs, ``measurements`` is ``match`` (every measurement equals its signed RIM) or ``not compared``
+    (a driver or VBIOS RIM was unavailable), and ``rim_versions`` the versions of the RIMs verified."""
 
     device: str
     kind: str
@@ -21,6 +23,8 @@ class VerifiedDevice:
     anchor: str
     tcb_status: str | None = None
     advisory_ids: tuple[str, ...] = ()
+    measurements: str | None = None
+    rim_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

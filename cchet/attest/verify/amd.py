@@ -1,0 +1,53 @@
+"""Verifying one SEV-SNP report as a device: certificates from the evidence or collateral, then
+:func:`~cchet.attest.verify.snp.check_snp` and, when asked, the report data."""
+
+from __future__ import annotations
+
+import hmac
+
+from cchet.attest.formats.snp import SnpReport
+from cchet.attest.verify.amd_certs import load_amd_certificates
+from cchet.attest.verify.failure import Failure
+from cchet.attest.verify.options import VerifyOptions
+from cchet.attest.verify.snp import check_snp, snp_product
+from cchet.attest.verify.verified import VerifiedDevice
+
+__all__ = ["verify_snp_device"]
+
+
+def verify_snp_device(
+    report: SnpReport,
+    certificates: bytes,
+    options: VerifyOptions,
+    *,
+    expected_report_data: bytes | None = None,
+) -> tuple[VerifiedDevice, list[str]]:
+    """The verified CPU device and every failure. ``certificates`` is the evidence's PEM (VCEK/VLEK first,
+    ASK/ASVK and ARK optional); what is missing comes from ``options.collateral`` (KDS chain, VCEK by chip id
+    and TCB), and the ARK's CRL is checked when the collateral has one. Raises
+    :class:`~cchet.errors.EvidenceFormatError` when a certificate does not decode."""
+    now = options.now()
+    have = load_amd_certificates(certificates) if certificates else []
+    product = snp_product(report, have[0] if have else None)
+    chain = vcek = b""
+    crl = None
+    source = options.collateral
+    if source is not None and product is not None and report.signing_key in ("vcek", "vlek"):
+        if len(have) < 3:
+            chain = source.amd_chain(product, report.signing_key, now) or b""
+        if not have and report.signing_key == "vcek":
+            vcek = source.amd_vcek(report, product, now) or b""
+        crl = source.amd_crl(product, report.signing_key, now)
+    check = check_snp(report, certificates, options.anchors_for("amd"), now, chain=chain, vcek=vcek, crl=crl)
+    failures = list(check.failures)
+    if expected_report_data is not None and not hmac.compare_digest(expected_report_data, report.report_data):
+        failures.append(
+            Failure(
+                "amd.nonce",
+                f"report_data is {report.report_data.hex()}, expected {expected_report_data.hex()} "
+                f"({len(expected_report_data)} bytes)",
+            )
+        )
+    anchor = check.anchor
+    device = VerifiedDevice("cpu", "snp", bool(anchor and anchor.simulated), anchor.fingerprint if anchor else "")
+    return device, failures

@@ -1,0 +1,29 @@
+"""Loading AMD certificates, whose VCEKs carry serial number 0.
+
+RFC 5280 wants positive serials; ``cryptography`` loads a zero serial with a deprecation warning and plans
+to refuse it. Only that one warning is silenced, only while AMD certificates load: nothing about how they
+are checked changes (signatures, validity, extensions and the chain are verified as for any certificate).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
+
+from cchet.attest.formats.certchain import load_certificate, parse_pem_chain
+
+__all__ = ["load_amd_certificates"]
+
+_SERIAL_WARNING = r"Parsed a serial number which wasn't positive"
+
+
+def load_amd_certificates(data: bytes) -> list[x509.Certificate]:
+    """Certificates from PEM text (one or more) or one DER certificate, in order. Raises
+    :class:`~cchet.errors.EvidenceFormatError` when they do not decode."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SERIAL_WARNING, category=CryptographyDeprecationWarning)
+        if b"-----BEGIN" in data:
+            return parse_pem_chain(data).certificates()
+        return [load_certificate(data, field="amd_certificate")]

@@ -1,0 +1,69 @@
+"""Verifying one NVIDIA GPU report as a device: :func:`~cchet.attest.verify.gpu.check_gpu`, then its
+driver and VBIOS RIMs (given in the options, or from the collateral source by RIM id) against its
+measurements (:mod:`cchet.attest.verify.rim`)."""
+
+from __future__ import annotations
+
+from cchet.attest.formats.spdm import SpdmReport
+from cchet.attest.verify.gpu import check_gpu
+from cchet.attest.verify.options import VerifyOptions
+from cchet.attest.verify.rim import check_rims, rim_version
+from cchet.attest.verify.verified import VerifiedDevice
+
+__all__ = ["verify_gpu_device"]
+
+
+def _rim(options: VerifyOptions, version: str | None, rim_id: str | None) -> bytes | None:
+    if version is None:
+        return None
+    for data in options.rims:
+        found = rim_version(data)
+        if found is not None and found.lower() == version.lower():
+            return data
+    if rim_id is not None and options.collateral is not None:
+        return options.collateral.nvidia_rim(rim_id, options.now())
+    return None
+
+
+def verify_gpu_device(
+    report: SpdmReport,
+    certificates: bytes,
+    options: VerifyOptions,
+    *,
+    index: int = 0,
+    expected_nonce: bytes | None = None,
+) -> tuple[VerifiedDevice, list[str]]:
+    """The verified GPU device (``gpu<index>``) and every failure. A RIM that is unavailable leaves the
+    measurements ``not compared`` (no failure: appraisal decides); one that does not verify, or differs, is a
+    failure. Raises :class:`~cchet.errors.EvidenceFormatError` when the certificates do not decode."""
+    from cchet.attest.claims import gpu_rim_ids
+    from cchet.attest.evidence import GpuEvidence
+
+    now = options.now()
+    what = f"gpu{index}"
+    check = check_gpu(
+        report, certificates, options.anchors_for("nvidia"), now, what=what, expected_nonce=expected_nonce
+    )
+    failures = list(check.failures)
+    ids = gpu_rim_ids(GpuEvidence(index, report, certificates))
+    driver_id = next((i for i in ids if i.startswith("NV_GPU_DRIVER_")), None)
+    vbios_id = next((i for i in ids if i.startswith("NV_GPU_VBIOS_")), None)
+    rims = check_rims(
+        report,
+        _rim(options, report.driver_version, driver_id),
+        _rim(options, report.vbios_version, vbios_id),
+        options.anchors_for("nvidia-rim"),
+        now,
+        what=what,
+    )
+    failures.extend(rims.failures)
+    anchor = check.anchor
+    device = VerifiedDevice(
+        what,
+        "nvidia-gpu",
+        bool(anchor and anchor.simulated),
+        anchor.fingerprint if anchor else "",
+        measurements=rims.status,
+        rim_versions=rims.versions,
+    )
+    return device, failures

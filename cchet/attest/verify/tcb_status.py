@@ -1,0 +1,72 @@
+"""Intel's TCB status rules: matching TCB levels and converging the platform, TDX module and QE statuses.
+
+Per Intel's DCAP Quote Verification Library and the PCS TCB info v3 documentation: the platform status is
+that of the first TCB level (levels are ordered newest first) whose SGX components and PCE SVN are all at or
+below the PCK certificate's, and for TDX whose TDX components are at or below TEE_TCB_SVN (bytes 0 and 1 are
+skipped when the TDX module version, byte 1, is not 0: the TDX module identity judges them). The TDX module
+and QE statuses then converge into it: an OutOfDate module or QE makes an UpToDate/SWHardeningNeeded platform
+OutOfDate and a ConfigurationNeeded/ConfigurationAndSWHardeningNeeded one OutOfDateConfigurationNeeded; a
+Revoked one makes it Revoked. Advisory ids are the union of the levels that contributed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "worst_status"]
+
+STATUS_ORDER = (
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+    "Revoked",
+)
+
+
+def worst_status(*statuses: str) -> str:
+    """The least trustworthy of the statuses, by :data:`STATUS_ORDER` (unknown names count as Revoked)."""
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    return max(statuses, key=lambda s: rank.get(s, len(STATUS_ORDER)))
+
+
+def _svns(items: Any) -> list[int]:
+    return [int(c["svn"]) for c in items]
+
+
+def matches_platform_level(
+    level: dict[str, Any], pck_components: Sequence[int], pce_svn: int, tee_tcb_svn: bytes | None
+) -> bool:
+    """Whether ``level`` applies to a platform with these SVNs (``tee_tcb_svn`` None for SGX). Raises
+    ``KeyError``/``ValueError``/``TypeError`` for a malformed level."""
+    tcb = level["tcb"]
+    sgx = _svns(tcb["sgxtcbcomponents"])
+    if len(sgx) != 16 or len(pck_components) != 16:
+        raise ValueError("SGX component count mismatch")
+    if any(have < need for have, need in zip(pck_components, sgx, strict=True)):
+        return False
+    if pce_svn < int(tcb["pcesvn"]):
+        return False
+    if tee_tcb_svn is not None:
+        tdx = _svns(tcb["tdxtcbcomponents"])
+        if len(tdx) != 16:
+            raise ValueError("TDX component count mismatch")
+        start = 2 if tee_tcb_svn[1] > 0 else 0
+        if any(tee_tcb_svn[i] < tdx[i] for i in range(start, 16)):
+            return False
+    return True
+
+
+def converge(platform: str, other: str) -> str:
+    """The platform status after the TDX module's or the QE's status ``other`` is taken into account."""
+    if other == "Revoked":
+        return "Revoked"
+    if other == "OutOfDate":
+        if platform in ("UpToDate", "SWHardeningNeeded"):
+            return "OutOfDate"
+        if platform in ("ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded"):
+            return "OutOfDateConfigurationNeeded"
+    return platform
