@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["function_digest", "function_name"]
+__all__ = ["class_digest", "function_digest", "function_name"]
 
 _LABEL = b"cchet/v1/function\x00"
 
@@ -64,4 +64,16 @@ def function_digest(fn: Callable[..., Any]) -> bytes:
     h = hashlib.sha256(_LABEL)
     _feed(h, function_name(fn).encode())
     _code(h, code)
+    return h.digest()
+
+
+def class_digest(cls: type) -> bytes:
+    """32-byte digest of a class's identity and the code of every function it defines (sorted by name)."""
+    h = hashlib.sha256(_LABEL + b"class\x00")
+    _feed(h, function_name(cls).encode())
+    for name, member in sorted(vars(cls).items()):
+        fn = member.__func__ if isinstance(member, staticmethod | classmethod) else member
+        if isinstance(getattr(fn, "__code__", None), types.CodeType):
+            _feed(h, name.encode())
+            _feed(h, function_digest(fn))
     return h.digest()

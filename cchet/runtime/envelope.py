@@ -39,11 +39,13 @@ def seal_call(
     args: Iterable[Any],
     kwargs: Mapping[str, Any],
     extra_key_ids: Iterable[bytes] = (),
+    binding: Mapping[str, Any] | None = None,
 ) -> SealedCall:
     """Seal a call of the function with ``function_digest`` under the session's ``job_key``.
 
     Sealed refs among the arguments travel as their Ray object references (Ray moves the sealed bytes to the
-    worker) plus their descriptors inside the envelope; everything else is sealed inline.
+    worker) plus their descriptors inside the envelope; everything else is sealed inline. ``binding`` adds
+    fields the receiver checks before opening any argument (an actor's id and the call's sequence number).
     """
     call_id = os.urandom(16)
     payloads: list[Any] = []
@@ -63,6 +65,7 @@ def seal_call(
         "function_digest": function_digest.hex(),
         "args": [slot(i, v) for i, v in enumerate(positional)],
         "kwargs": {name: slot(len(positional) + j, kwargs[name]) for j, name in enumerate(sorted(kwargs))},
+        **(binding or {}),
     }
     envelope = seal_value(job_key, call, context(Role.CALL, session_id, function_digest, call_id))
     meta = {

@@ -82,6 +82,23 @@ RAY_OPTIONS = frozenset(
         "enable_task_events",
     }
 )
+ACTOR_RAY_OPTIONS = frozenset(
+    {
+        "num_cpus",
+        "num_gpus",
+        "memory",
+        "resources",
+        "accelerator_type",
+        "max_restarts",
+        "max_task_retries",
+        "max_concurrency",
+        "name",
+        "namespace",
+        "lifetime",
+        "runtime_env",
+        "enable_task_events",
+    }
+)
 CONTROLLED = {
     "scheduling_strategy": "cchet places tasks on attested nodes itself",
     "label_selector": "cchet places tasks on attested nodes itself",
@@ -99,7 +116,7 @@ class TaskOptions:
     spread: bool = False
     ray: Mapping[str, Any] = field(default_factory=dict)
 
-    def merged(self, **changes: Any) -> TaskOptions:
+    def merged(self, ray_options: frozenset[str] | None = None, **changes: Any) -> TaskOptions:
         """A new options object with ``changes`` validated and applied (``.options()``)."""
         current = {
             "tee": self.tee,
@@ -110,22 +127,24 @@ class TaskOptions:
             **self.ray,
         }
         current.update(changes)
-        return validate_options(current)
+        return validate_options(current, ray_options or RAY_OPTIONS)
 
 
-def validate_options(options: Mapping[str, Any]) -> TaskOptions:
-    """Check every option now; unknown names raise ``TypeError`` listing the valid ones."""
+def validate_options(options: Mapping[str, Any], ray_options: frozenset[str] | None = None) -> TaskOptions:
+    """Check every option now; unknown names raise ``TypeError`` listing the valid ones. ``ray_options`` are
+    the Ray options that pass through (task options by default, :data:`ACTOR_RAY_OPTIONS` for actors)."""
+    allowed = RAY_OPTIONS if ray_options is None else ray_options
     cchet_values: dict[str, Any] = {}
     ray_values: dict[str, Any] = {}
     for name, value in options.items():
         if name in CCHET_OPTIONS:
             cchet_values[name] = CCHET_OPTIONS[name][0](value)
-        elif name in RAY_OPTIONS:
+        elif name in allowed:
             ray_values[name] = value
         elif name in CONTROLLED:
             raise TypeError(f"option {name!r} cannot be set on a confidential task: {CONTROLLED[name]}")
         else:
-            valid = sorted(CCHET_OPTIONS) + sorted(RAY_OPTIONS)
+            valid = sorted(CCHET_OPTIONS) + sorted(allowed)
             raise TypeError(f"unknown option {name!r}; valid options: {', '.join(valid)}")
     if ray_values.get("num_gpus") and cchet_values.get("gpu") is None:
         raise ValueError("num_gpus > 0 on a confidential task needs gpu='cc' (an attested GPU in CC mode)")

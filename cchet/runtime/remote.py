@@ -16,7 +16,7 @@ from typing import Any
 
 from cchet.runtime.digest import function_digest
 from cchet.runtime.envelope import seal_call
-from cchet.runtime.options import TaskOptions, validate_options
+from cchet.runtime.options import ACTOR_RAY_OPTIONS, RAY_OPTIONS, TaskOptions, validate_options
 from cchet.runtime.sealedref import Descriptor, SealedRef
 
 __all__ = ["RemoteFunction", "remote"]
@@ -85,28 +85,30 @@ class RemoteFunction:
             kwargs=kwargs,
             extra_key_ids=opts.keys,
         )
-        key_ids = sealed.key_ids
-        scope = hashlib.sha256(b"".join(sorted(key_ids)) + (opts.policy.policy_id.encode() if opts.policy else b""))
-        ray_options = dict(opts.ray)
-        env = dict((ray_options.pop("runtime_env", None) or {}).get("env_vars", {}))
-        env.update(session.worker_env(scope.digest()))
-        user_env = dict(opts.ray.get("runtime_env") or {})
-        user_env["env_vars"] = env
+        ray_options = placement_options(session, opts, nodes, sealed.key_ids)
         max_calls = ray_options.pop("max_calls", None)
         if ray_options.get("num_gpus") and max_calls is None:
             max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
-        if opts.spread:
-            ray_options["scheduling_strategy"] = "SPREAD"
-        ref = (
-            self._ray_function(max_calls)
-            .options(
-                **ray_options,
-                runtime_env=user_env,
-                label_selector={"ray.io/node-id": f"in({','.join(nodes)})"},
-            )
-            .remote(sealed.meta, sealed.envelope, *sealed.payloads)
-        )
+        ray_fn = self._ray_function(max_calls).options(**ray_options)
+        ref = ray_fn.remote(sealed.meta, sealed.envelope, *sealed.payloads)
         return SealedRef(ref, Descriptor(session.session_id, self._digest, sealed.call_id, 0, out_key.key_id))
+
+
+def placement_options(session: Any, opts: TaskOptions, nodes: list[str], key_ids: frozenset[bytes]) -> dict[str, Any]:
+    """Ray options for a confidential task or actor: the user's Ray options, the qualifying nodes as a label
+    selector, SPREAD when asked, and a ``runtime_env`` whose cchet part is distinct per key scope (so Ray never
+    runs two scopes in one worker process)."""
+    scope = hashlib.sha256(b"".join(sorted(key_ids)) + (opts.policy.policy_id.encode() if opts.policy else b""))
+    ray_options = dict(opts.ray)
+    user_env = dict(ray_options.pop("runtime_env", None) or {})
+    env = dict(user_env.get("env_vars", {}))
+    env.update(session.worker_env(scope.digest()))
+    user_env["env_vars"] = env
+    ray_options["runtime_env"] = user_env
+    ray_options["label_selector"] = {"ray.io/node-id": f"in({','.join(nodes)})"}
+    if opts.spread:
+        ray_options["scheduling_strategy"] = "SPREAD"
+    return ray_options
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -115,17 +117,20 @@ def remote(*args: Any, **options: Any) -> Any:
     cchet options: ``tee`` ("tdx", "snp", "sgx", "any"), ``gpu`` (None or "cc"), ``policy`` (a
     :class:`~cchet.Policy` the worker must also satisfy), ``keys`` (extra keys it may receive). Ray
     options (``num_cpus``, ``num_gpus``, ``memory``, ``resources``, ``max_retries``, ...) pass through.
-    Unknown options raise ``TypeError`` listing the valid ones. Classes (actors) come in a later release.
+    Unknown options raise ``TypeError`` listing the valid ones. On a class, ``@cchet.remote`` makes a
+    confidential actor (see :mod:`cchet.runtime.actors`); Ray actor options (``max_concurrency``, ...) apply.
     """
     if len(args) == 1 and not options and callable(args[0]):
-        return _wrap(args[0], validate_options({}))
+        return _wrap(args[0], {})
     if args:
         raise TypeError("use @cchet.remote or @cchet.remote(option=value, ...)")
-    validated = validate_options(options)
-    return lambda fn: _wrap(fn, validated)
+    validate_options(options, RAY_OPTIONS | ACTOR_RAY_OPTIONS)  # fail now, before anything is decorated
+    return lambda fn: _wrap(fn, options)
 
 
-def _wrap(fn: Any, options: TaskOptions) -> RemoteFunction:
+def _wrap(fn: Any, options: dict[str, Any]) -> Any:
     if isinstance(fn, type):
-        raise TypeError("cchet.remote on classes (confidential actors) is not available yet; decorate a function")
-    return RemoteFunction(fn, options)
+        from cchet.runtime.actors import ActorClass
+
+        return ActorClass(fn, validate_options(options, ACTOR_RAY_OPTIONS))
+    return RemoteFunction(fn, validate_options(options))
