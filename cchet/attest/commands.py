@@ -8,6 +8,14 @@ JSON) to FILE and, beside it, the raw CPU report (``FILE.cpu.bin``), the simulat
 
 ``cchet policy from-evidence EVIDENCE... -o policy.toml`` pins the CPU measurements and GPU RIM ids of
 known-good evidence. It verifies nothing: give it evidence you already trust.
+
+``cchet verify FILE`` verifies real evidence against the pinned vendor roots and judges it under the default
+policy (or ``--policy FILE``, or none with ``--verify-only``): exit 0 when it verifies and the policy passes,
+1 with a one-line reason and the full list otherwise, 2 for usage errors (:mod:`cchet.attest.verify.verdict`).
+
+``cchet collateral fetch EVIDENCE...`` fills the local collateral cache from Intel PCS, AMD KDS and the
+NVIDIA RIM service for the evidence given; ``cchet collateral status`` lists what is cached and warns about
+what expires soon.
 """
 
 from __future__ import annotations
@@ -19,6 +27,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from cchet.attest.collateral import CollateralCache
+    from cchet.attest.formats.dcap import Quote
+    from cchet.attest.formats.snp import SnpReport
+    from cchet.attest.verify.options import CollateralProvider
 
 __all__ = ["register"]
 
@@ -49,6 +66,41 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fe.add_argument("--allow-simulation", action="store_true", help="accept simulated evidence (testing only)")
     fe.add_argument("--force", action="store_true", help="overwrite an existing policy file")
     fe.set_defaults(run=_from_evidence)
+
+    verify = sub.add_parser("verify", help="verify real evidence against the pinned vendor roots")
+    verify.add_argument("file", type=Path, help="evidence: a quote, an SNP report, an SPDM report or composite JSON")
+    verify.add_argument("--kind", choices=("auto", "tdx", "sgx", "snp", "nvidia"), default="auto")
+    verify.add_argument(
+        "--certs", type=Path, action="append", default=[], help="a leaf, a chain file or a folder (repeatable)"
+    )
+    verify.add_argument(
+        "--collateral", type=Path, help="a collateral cache folder, Intel collateral JSON, or an AMD CRL file"
+    )
+    verify.add_argument("--rims", type=Path, action="append", default=[], help="a signed RIM file or a folder of them")
+    verify.add_argument("--at", help="verification time, ISO 8601 (2025-07-19T10:00:34Z) or Unix seconds")
+    verify.add_argument("--nonce", help="expected report data (CPU, 64 bytes) or SPDM nonce (GPU, 32 bytes), hex")
+    mode = verify.add_mutually_exclusive_group()
+    mode.add_argument("--policy", type=Path, help="appraise under this policy file instead of the default policy")
+    mode.add_argument("--verify-only", action="store_true", help="signatures, chains, collateral, nonce; no policy")
+    verify.add_argument("--json", action="store_true", help="print claims, TCB statuses and every failure as JSON")
+    verify.set_defaults(run=_verify)
+
+    collateral = sub.add_parser("collateral", help="fill and inspect the local collateral cache")
+    actions = collateral.add_subparsers(dest="collateral_command", metavar="ACTION", required=True)
+    fetch = actions.add_parser("fetch", help="fetch the collateral this evidence needs into the cache")
+    fetch.add_argument("evidence", nargs="+", type=Path)
+    fetch.add_argument("--certs", type=Path, action="append", default=[], help="certificates for lone reports")
+    fetch.add_argument("--cache", type=Path, help="cache folder (default $CCHET_COLLATERAL_DIR or ~/.cache/...)")
+    fetch.add_argument("--intel-pcs", help="Intel PCS base URL (default the public service)")
+    fetch.add_argument("--intel-root-crl", help="Intel SGX root CRL URL")
+    fetch.add_argument("--amd-kds", help="AMD KDS base URL")
+    fetch.add_argument("--nvidia-rim", help="NVIDIA RIM service base URL")
+    fetch.set_defaults(run=_collateral_fetch)
+    status = actions.add_parser("status", help="list cached collateral and what expires soon")
+    status.add_argument("--cache", type=Path)
+    status.add_argument("--at", help="judge expiry at this time (default now)")
+    status.add_argument("--warn-days", type=float, default=7.0, help="warn when expiring within this many days")
+    status.set_defaults(run=_collateral_status)
 
 
 def _attest(args: argparse.Namespace) -> int:
@@ -123,3 +175,218 @@ def _from_evidence(args: argparse.Namespace) -> int:
             f.write(text)
         print(f"wrote policy {policy.policy_id} to {args.output}", file=sys.stderr)
     return 0
+
+
+_USAGE = 2
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    """``--at``: ISO 8601 (a trailing Z is UTC; a naive time is refused) or Unix seconds."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return dt.datetime.fromtimestamp(int(text), dt.UTC)
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        raise ValueError("--at needs a time zone (e.g. 2025-07-19T10:00:34Z)")
+    return t
+
+
+def _read_certs(paths: list[Path]) -> bytes:
+    """PEM of every certificate under ``paths`` (files or folders), put in chain order."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from cchet.attest.formats.certchain import der_to_pem
+    from cchet.attest.verify.amd_certs import load_amd_certificates
+    from cchet.attest.verify.chain_order import order_chain
+
+    certs = []
+    for path in paths:
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            data = f.read_bytes()
+            certs += load_amd_certificates(data if b"-----BEGIN" in data else der_to_pem(data))
+    return b"".join(c.public_bytes(Encoding.PEM) for c in order_chain(certs))
+
+
+def _read_rims(paths: list[Path]) -> tuple[bytes, ...]:
+    out = []
+    for path in paths:
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        out += [f.read_bytes() for f in files]
+    return tuple(out)
+
+
+class _FileCollateral:
+    """``--collateral FILE``: Intel collateral JSON or an AMD CRL, in front of the default cache."""
+
+    def __init__(self, path: Path, fallback: CollateralProvider) -> None:
+        data = path.read_bytes()
+        self._intel: dict[str, str] | None = json.loads(data) if data.lstrip().startswith(b"{") else None
+        self._crl = None if self._intel is not None else data
+        self._fallback = fallback
+
+    def intel(self, quote: Quote, now: dt.datetime) -> Mapping[str, str] | None:
+        return self._intel if self._intel is not None else self._fallback.intel(quote, now)
+
+    def amd_chain(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        return self._fallback.amd_chain(product, key, now)
+
+    def amd_vcek(self, report: SnpReport, product: str, now: dt.datetime) -> bytes | None:
+        return self._fallback.amd_vcek(report, product, now)
+
+    def amd_crl(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        return self._crl if self._crl is not None else self._fallback.amd_crl(product, key, now)
+
+    def nvidia_rim(self, rim_id: str, now: dt.datetime) -> bytes | None:
+        return self._fallback.nvidia_rim(rim_id, now)
+
+
+def _usage(message: str) -> int:
+    print(f"cchet verify: error: {message}", file=sys.stderr)
+    return _USAGE
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from cchet.attest.collateral import CollateralCache, CollateralSource
+    from cchet.attest.evidence import CompositeEvidence
+    from cchet.attest.formats import parse
+    from cchet.attest.formats.dcap import Quote
+    from cchet.attest.formats.snp import SnpReport
+    from cchet.attest.formats.spdm import SpdmReport
+    from cchet.attest.policy import Policy
+    from cchet.attest.verify.options import default_options
+    from cchet.attest.verify.verdict import judge
+    from cchet.errors import EvidenceFormatError
+
+    try:
+        at = _time(args.at)
+        nonce = bytes.fromhex(args.nonce) if args.nonce is not None else None
+    except ValueError as e:
+        return _usage(str(e))
+    kind = {"auto": "auto", "tdx": "tdx", "sgx": "sgx", "snp": "snp", "nvidia": "spdm"}[args.kind]
+    try:
+        evidence = parse(args.file.read_bytes(), kind)
+    except OSError as e:
+        return _usage(str(e))
+    except EvidenceFormatError as e:
+        print(f"FAILED: evidence does not parse: {e}")
+        return 1
+    if not isinstance(evidence, Quote | SnpReport | SpdmReport | CompositeEvidence):
+        return _usage(f"{args.file} holds {type(evidence).__name__}, not evidence to verify")
+    if nonce is not None:
+        want = 32 if isinstance(evidence, SpdmReport) else 64
+        if len(nonce) != want:
+            return _usage(f"--nonce must be {want} bytes for this evidence, got {len(nonce)}")
+    try:
+        certs = _read_certs(args.certs)
+        rims = _read_rims(args.rims)
+        policy = Policy.from_file(args.policy) if args.policy is not None else None
+    except (OSError, ValueError, EvidenceFormatError) as e:
+        return _usage(str(e))
+    cache = CollateralSource.default()
+    collateral: CollateralProvider = cache
+    if args.collateral is not None:
+        if args.collateral.is_dir():
+            collateral = CollateralSource(CollateralCache(args.collateral))
+        elif args.collateral.is_file():
+            collateral = _FileCollateral(args.collateral, cache)
+        else:
+            return _usage(f"--collateral {args.collateral}: no such file or folder")
+    options = default_options(now=at, collateral=collateral, rims=rims)
+    try:
+        verdict = judge(evidence, options, certificates=certs, nonce=nonce, policy=policy, verify_only=args.verify_only)
+    except ValueError as e:
+        return _usage(str(e))
+    except EvidenceFormatError as e:
+        print(f"FAILED: evidence does not parse: {e}")
+        return 1
+    if args.json:
+        print(json.dumps(verdict.to_json(), indent=2, sort_keys=True))
+    else:
+        print(("OK: " if verdict.ok else "FAILED: ") + verdict.reason())
+        for d in verdict.devices:
+            status = f" TCB {d.tcb_status} {list(d.advisory_ids)}" if d.tcb_status else ""
+            rims_ = f" measurements {d.measurements}" if d.measurements else ""
+            print(f"  {d.device} ({d.kind}): root {d.anchor[:16] or 'none'}{status}{rims_}")
+        for f in verdict.failures:
+            print(f"  - {f}")
+        for v in verdict.violations:
+            print(f"  - {v}")
+        for n in verdict.notes:
+            print(f"  note: {n}")
+    return 0 if verdict.ok else 1
+
+
+def _cache(path: Path | None) -> CollateralCache:
+    from cchet.attest.collateral import CollateralCache, default_cache_dir
+
+    return CollateralCache(path or default_cache_dir())
+
+
+def _collateral_fetch(args: argparse.Namespace) -> int:
+    from cchet.attest.collateral import CollateralSource, ServiceUrls, UrllibFetcher
+    from cchet.attest.evidence import CompositeEvidence
+    from cchet.attest.formats import parse
+    from cchet.attest.formats.dcap import Quote
+    from cchet.attest.formats.snp import SnpReport
+    from cchet.attest.formats.spdm import SpdmReport
+    from cchet.attest.verify.amd import verify_snp_device
+    from cchet.attest.verify.nvidia import verify_gpu_device
+    from cchet.attest.verify.options import default_options
+
+    base = ServiceUrls()
+    urls = ServiceUrls(
+        intel_pcs=args.intel_pcs or base.intel_pcs,
+        intel_root_crl=args.intel_root_crl or base.intel_root_crl,
+        amd_kds=args.amd_kds or base.amd_kds,
+        nvidia_rim_service=args.nvidia_rim or base.nvidia_rim_service,
+    )
+    cache = _cache(args.cache)
+    source = CollateralSource(cache, UrllibFetcher(), urls)
+    now = dt.datetime.now(dt.UTC)
+    options = default_options(now=now, collateral=source)
+    certs = _read_certs(args.certs)
+    missing = 0
+    for path in args.evidence:
+        ev = parse(path.read_bytes())
+        cpu = ev.cpu.report if isinstance(ev, CompositeEvidence) else ev
+        if isinstance(cpu, Quote):
+            got = source.intel(cpu, now) is not None
+            print(f"{path}: Intel collateral {'cached' if got else 'NOT available'}")
+            missing += not got
+        elif isinstance(cpu, SnpReport):
+            chain = ev.cpu.certificates if isinstance(ev, CompositeEvidence) else certs
+            verify_snp_device(cpu, chain, options)
+            print(f"{path}: AMD chain, VCEK and CRL requested from {urls.amd_kds}")
+        gpus = ev.gpus if isinstance(ev, CompositeEvidence) else ()
+        reports = [(g.report, g.certificates) for g in gpus]
+        if isinstance(ev, SpdmReport):
+            reports.append((ev, certs))
+        for report, chain in reports:
+            device, _ = verify_gpu_device(report, chain, options)
+            print(f"{path}: NVIDIA RIMs {list(device.rim_versions) or 'NOT available'}")
+            missing += not device.rim_versions
+    print(f"cache: {cache.root}")
+    return 1 if missing else 0
+
+
+def _collateral_status(args: argparse.Namespace) -> int:
+    try:
+        now = _time(args.at) or dt.datetime.now(dt.UTC)
+    except ValueError as e:
+        print(f"cchet collateral status: error: {e}", file=sys.stderr)
+        return _USAGE
+    cache = _cache(args.cache)
+    warn = dt.timedelta(days=args.warn_days)
+    entries = cache.entries()
+    print(f"cache: {cache.root} ({len(entries)} item(s))")
+    bad = 0
+    for entry in entries:
+        state = entry.state(now, warn)
+        until = entry.expires.isoformat() if entry.expires else "?"
+        print(f"  {state:10} {entry.kind:10} {entry.key}  (until {until})")
+        if state != "ok":
+            bad += 1
+            print(f"cchet: warning: {entry.kind} {entry.key} is {state} (until {until})", file=sys.stderr)
+    return 1 if bad else 0
