@@ -12,6 +12,7 @@ from typing import Any
 
 from cchet.errors import IntegrityError, PlacementError
 from cchet.runtime.contexts import PUT_DIGEST, Role, context
+from cchet.runtime.progress import transfer
 from cchet.runtime.sealedref import Descriptor, SealedRef
 from cchet.runtime.values import key_ids_of, open_value, seal_value
 
@@ -57,7 +58,8 @@ def get(refs: SealedRef | list[SealedRef], *, timeout: float | None = None) -> A
         raw = ray.get([r.ref for r in items], timeout=timeout)
     except ray.exceptions.TaskUnschedulableError as e:
         raise PlacementError(f"Ray could not schedule the task on any qualifying node (they left or died): {e}") from e
-    values = [_resolve(r, v) for r, v in zip(items, raw, strict=True)]
+    with transfer("cchet.get"):  # a progress bar past 64 MiB in interactive sessions
+        values = [_resolve(r, v) for r, v in zip(items, raw, strict=True)]
     return values[0] if single else values
 
 
@@ -70,5 +72,6 @@ def put(value: Any) -> SealedRef:
     session = current()
     call_id = os.urandom(16)
     descriptor = Descriptor(session.session_id, PUT_DIGEST, call_id, 0, session.job_key.key_id)
-    parts = seal_value(session.job_key, value, descriptor.context())
+    with transfer("cchet.put"):
+        parts = seal_value(session.job_key, value, descriptor.context())
     return SealedRef(ray.put(parts), descriptor)

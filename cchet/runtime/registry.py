@@ -29,6 +29,7 @@ from cchet.attest.result import AttestationResult
 from cchet.attest.verify.options import VerifyOptions
 from cchet.broker.audit import AuditLog
 from cchet.broker.hpke import DEFAULT_SUITE
+from cchet.runtime import metrics
 
 __all__ = ["NodeEntry", "NodeRegistry", "node_binding"]
 
@@ -192,6 +193,7 @@ class NodeRegistry:
             self.failures[node_id] = reason
 
     def _log(self, node_id: str, result: AttestationResult | None, reasons: list[str]) -> None:
+        metrics.attestation(result is not None and result.accepted)
         if self._audit is not None:
             self._audit.record(
                 "appraisal",

@@ -352,6 +352,9 @@ def require_placement(tee: str, gpu: str | None) -> list[str]:
     nodes = session.registry.qualifying(tee, gpu)
     if nodes:
         return nodes
+    from cchet.runtime import metrics
+
+    metrics.refusal("placement")
     known = session.registry.describe() or "none"
     hint = (
         "to try it without a TEE, start with cchet.init(simulate='tdx') (or 'snp', 'sgx', 'tdx+gpu')"

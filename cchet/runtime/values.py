@@ -5,6 +5,9 @@ other PEP 574 buffers) are not copied into the pickle: each is sealed directly f
 its own numpy array. The sealed value is a list of numpy ``uint8`` arrays -- part 0 the pickle, then one
 per buffer -- which Ray stores without further copies. Opening unseals each part into fresh memory, and
 the unpickled arrays use that memory directly. Each part is bound to the value's context and its index.
+
+Sealing and opening count their plaintext bytes (and failures to open) in :mod:`cchet.runtime.metrics`, and
+report each part to the current ``cchet.get``/``cchet.put`` progress bar, if any (:mod:`cchet.runtime.progress`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from cchet.crypto.format import HEADER_SIZE, body_layout, sealed_size
 from cchet.crypto.oneshot import open_header, seal_into, unseal_into
 from cchet.errors import IntegrityError
 from cchet.hazmat.keys import DataKey
+from cchet.runtime import metrics, progress
 from cchet.runtime.contexts import part_context
 
 __all__ = ["SealedValue", "key_ids_of", "open_value", "seal_value"]
@@ -37,9 +41,13 @@ def seal_value(key: DataKey, value: Any, context: bytes) -> SealedValue:
 
     buffers: list[pickle.PickleBuffer] = []
     main = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)  # type: ignore[no-untyped-call]
-    parts = [_seal_part(key, memoryview(main), part_context(context, 0))]
-    for i, buf in enumerate(buffers, start=1):
-        parts.append(_seal_part(key, buf.raw(), part_context(context, i)))
+    views = [memoryview(main), *(buf.raw() for buf in buffers)]
+    progress.expect(sum(sealed_size(len(v)) for v in views))
+    parts = []
+    for i, view in enumerate(views):
+        parts.append(_seal_part(key, view, part_context(context, i)))
+        progress.advance(parts[-1].nbytes)
+    metrics.bytes_sealed(sum(len(v) for v in views))
     return parts
 
 
@@ -62,7 +70,16 @@ def open_value(key: DataKey, parts: SealedValue, context: bytes) -> Any:
     moved from elsewhere, or a missing or extra part."""
     if not isinstance(parts, list) or not parts or not all(isinstance(p, np.ndarray) for p in parts):
         raise IntegrityError()
-    opened = [_open_part(key, p, part_context(context, i)) for i, p in enumerate(parts)]
+    progress.expect(sum(p.nbytes for p in parts))
+    opened = []
+    try:
+        for i, p in enumerate(parts):
+            opened.append(_open_part(key, p, part_context(context, i)))
+            progress.advance(p.nbytes)
+    except IntegrityError:
+        metrics.refusal("integrity")
+        raise
+    metrics.bytes_opened(sum(o.nbytes for o in opened))
     main, buffers = opened[0], opened[1:]
     try:
         return pickle.loads(main.data, buffers=buffers)  # noqa: S301 - authenticated: sealed by a key holder
