@@ -109,7 +109,7 @@ class _Capture(logging.Handler):
 
 
 @contextlib.contextmanager
-def _captured() -> Iterator[tuple[io.StringIO, io.StringIO, _Capture]]:
+def captured() -> Iterator[tuple[io.StringIO, io.StringIO, _Capture]]:
     """Redirect stdout, stderr and every ``logging`` record of the task into memory (nothing reaches Ray's
     log files)."""
     out, err, handler = io.StringIO(), io.StringIO(), _Capture()
@@ -154,33 +154,113 @@ def _payload_key_ids(payloads: tuple[Any, ...]) -> set[bytes]:
     return ids
 
 
-def run_call(fn: Callable[..., Any], meta: dict[str, Any], envelope: SealedValue, payloads: tuple[Any, ...]) -> Any:
-    """Execute one confidential call of ``fn``; returns ``(sealed result | None, sealed diagnostics)``."""
-    digest = function_digest(fn)
-    session_id, call_id = bytes.fromhex(meta["session_id"]), bytes.fromhex(meta["call_id"])
+@dataclass
+class CallScope:
+    """One call being served: its ids, the keys released for it, and where its outputs go."""
+
+    digest: bytes
+    session_id: bytes
+    call_id: bytes
+    key_for: Callable[[bytes], DataKey]
+    out_key: DataKey
+
+    def ret_context(self) -> bytes:
+        return context(Role.RET, self.session_id, self.digest, self.call_id, 0)
+
+    def diag_context(self) -> bytes:
+        return context(Role.DIAG, self.session_id, self.digest, self.call_id)
+
+
+def begin_call(digest: bytes, name: str, meta: dict[str, Any], payloads: tuple[Any, ...]) -> CallScope:
+    """Get the keys for a call (attesting when this process holds none for this key set)."""
     key_ids = {bytes.fromhex(k) for k in meta["key_ids"]} | _payload_key_ids(payloads)
-    released = metrics.counted_release(
-        worker_client(), key_ids, function=function_name(fn), data_ids=meta.get("data_ids", ())
+    released = metrics.counted_release(worker_client(), key_ids, function=name, data_ids=meta.get("data_ids", ()))
+    return CallScope(
+        digest,
+        bytes.fromhex(meta["session_id"]),
+        bytes.fromhex(meta["call_id"]),
+        _keyring(released),
+        released.sealing_key(bytes.fromhex(meta["output_key_id"])),
     )
-    key_for = _keyring(released)
-    out_key = released.sealing_key(bytes.fromhex(meta["output_key_id"]))
-    diag_ctx = context(Role.DIAG, session_id, digest, call_id)
+
+
+def open_call(
+    scope: CallScope,
+    envelope: SealedValue,
+    payloads: tuple[Any, ...],
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """Open the envelope under this code's own digest, run ``check`` on it, then open every argument."""
+    call = _open_any(scope.key_for, envelope, context(Role.CALL, scope.session_id, scope.digest, scope.call_id))
+    if call.get("function_digest") != scope.digest.hex():
+        raise IntegrityError()
+    if check is not None:
+        check(call)
+    return _arguments(call, payloads, scope.key_for, (scope.session_id, scope.digest, scope.call_id))
+
+
+def seal_outcome(scope: CallScope, outcome: Outcome, value: Any = None, *, ok: bool) -> Any:
+    """``(sealed result | None, sealed diagnostics)`` -- what a call returns through Ray."""
+    result = seal_value(scope.out_key, value, scope.ret_context()) if ok else None
+    return result, seal_value(scope.out_key, outcome, scope.diag_context())
+
+
+def failed(outcome: Outcome, error: BaseException) -> Outcome:
+    outcome.error, outcome.traceback = _pickle_error(error), "".join(traceback.format_exception(error))
+    return outcome
+
+
+def run_call(
+    fn: Callable[..., Any],
+    meta: dict[str, Any],
+    envelope: SealedValue,
+    payloads: tuple[Any, ...],
+    *,
+    digest: bytes | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
+    """Execute one confidential call of ``fn``; returns ``(sealed result | None, sealed diagnostics)``.
+
+    ``digest`` is the identity the envelope must name (default: ``fn``'s own function digest); ``check``
+    inspects the opened envelope before any argument is opened (actors check their id and call sequence).
+    """
+    scope = begin_call(digest or function_digest(fn), function_name(fn), meta, payloads)
     outcome = Outcome("", "", [])
-    result_parts: SealedValue | None = None
     try:
-        call = _open_any(key_for, envelope, context(Role.CALL, session_id, digest, call_id))
-        if call.get("function_digest") != digest.hex():
-            raise IntegrityError()
-        args, kwargs = _arguments(call, payloads, key_for, (session_id, digest, call_id))
-        with _captured() as (out, err, logs):
+        args, kwargs = open_call(scope, envelope, payloads, check)
+        with captured() as (out, err, logs):
             try:
                 value = fn(*args, **kwargs)
             finally:
                 outcome.stdout, outcome.stderr, outcome.logs = out.getvalue(), err.getvalue(), logs.records
-        result_parts = seal_value(out_key, value, context(Role.RET, session_id, digest, call_id, 0))
+        return seal_outcome(scope, outcome, value, ok=True)
     except BaseException as e:  # every failure goes back sealed, with its traceback
-        outcome.error, outcome.traceback = _pickle_error(e), traceback.format_exc()
-    return result_parts, seal_value(out_key, outcome, diag_ctx)
+        return seal_outcome(scope, failed(outcome, e), ok=False)
+
+
+async def run_call_async(
+    fn: Callable[..., Any],
+    meta: dict[str, Any],
+    envelope: SealedValue,
+    payloads: tuple[Any, ...],
+    *,
+    digest: bytes,
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
+    """:func:`run_call` for coroutine functions (async actors). Output captured while it awaits may include
+    that of concurrent calls of the same actor."""
+    scope = begin_call(digest, function_name(fn), meta, payloads)
+    outcome = Outcome("", "", [])
+    try:
+        args, kwargs = open_call(scope, envelope, payloads, check)
+        with captured() as (out, err, logs):
+            try:
+                value = await fn(*args, **kwargs)
+            finally:
+                outcome.stdout, outcome.stderr, outcome.logs = out.getvalue(), err.getvalue(), logs.records
+        return seal_outcome(scope, outcome, value, ok=True)
+    except BaseException as e:  # every failure goes back sealed, with its traceback
+        return seal_outcome(scope, failed(outcome, e), ok=False)
 
 
 def _arguments(
