@@ -34,7 +34,13 @@ from cchet.attest.verify.crl import load_crl, revoked, verify_crl
 from cchet.attest.verify.ecdsa import ecdsa_valid
 from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
-from cchet.attest.verify.tcb_status import STATUS_ORDER, converge, matches_platform_level, worst_status
+from cchet.attest.verify.tcb_status import (
+    STATUS_ORDER,
+    converge,
+    matches_platform_level,
+    ordered_levels,
+    worst_status,
+)
 from cchet.errors import EvidenceFormatError
 
 __all__ = ["STATUS_ORDER", "QuoteCheck", "check_quote", "worst_status"]
@@ -113,19 +119,35 @@ def _masked(value: bytes, mask: bytes) -> bytes:
     return bytes(a & m for a, m in zip(value, mask, strict=False))
 
 
+_IDENTITY_STATUSES = ("UpToDate", "OutOfDate", "Revoked")
+
+
+def _identity_status(level: dict[str, Any], what: str, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
+    """A QE or TDX module level's status, which can only be UpToDate, OutOfDate or Revoked."""
+    status = str(level["tcbStatus"])
+    if status not in _IDENTITY_STATUSES:
+        failures.append(Failure("intel.tcb_level", f"{what}: TCB status {status!r} is not one an identity can have"))
+        return None
+    return status, tuple(level.get("advisoryIDs", ()))
+
+
 def _tdx_module(
     tcb_info: dict[str, Any], body: TdReportBody, failures: list[str]
 ) -> tuple[str, tuple[str, ...]] | None:
     """The TDX module's status and advisories (None when no level matches, listed as a failure)."""
-    base = tcb_info.get("tdxModule")
-    if isinstance(base, dict):
-        if bytes.fromhex(base["mrsigner"]) != body.mr_signer_seam:
-            failures.append(Failure("intel.tdx_module", "td_report.mr_signer_seam does not match tcb_info.tdxModule"))
-        mask = bytes.fromhex(base["attributesMask"])
-        if _masked(body.seam_attributes, mask) != _masked(bytes.fromhex(base["attributes"]), mask):
-            failures.append(Failure("intel.tdx_module", "td_report.seam_attributes do not match tcb_info.tdxModule"))
     version = body.tee_tcb_svn[1]
-    if version == 0:
+    if version == 0:  # TDX 1.0 modules: judged by tcb_info.tdxModule and the platform's TDX components
+        base = tcb_info.get("tdxModule")
+        if isinstance(base, dict):
+            if bytes.fromhex(base["mrsigner"]) != body.mr_signer_seam:
+                failures.append(
+                    Failure("intel.tdx_module", "td_report.mr_signer_seam does not match tcb_info.tdxModule")
+                )
+            mask = bytes.fromhex(base["attributesMask"])
+            if _masked(body.seam_attributes, mask) != _masked(bytes.fromhex(base["attributes"]), mask):
+                failures.append(
+                    Failure("intel.tdx_module", "td_report.seam_attributes do not match tcb_info.tdxModule")
+                )
         return "UpToDate", ()
     wanted = f"TDX_{version:02X}"
     for ident in tcb_info.get("tdxModuleIdentities", []):
@@ -138,7 +160,7 @@ def _tdx_module(
             failures.append(Failure("intel.tdx_module", f"td_report.seam_attributes do not match {wanted}"))
         for level in ident.get("tcbLevels", []):
             if body.tee_tcb_svn[0] >= int(level["tcb"]["isvsvn"]):
-                return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
+                return _identity_status(level, wanted, failures)
         failures.append(Failure("intel.tcb_level", f"tcb_info: no {wanted} level matches TDX module SVN"))
         return None
     failures.append(Failure("intel.tdx_module", f"tcb_info has no TDX module identity {wanted}"))
@@ -164,7 +186,7 @@ def _qe(identity: dict[str, Any], quote: Quote, failures: list[str]) -> tuple[st
         failures.append(Failure("intel.qe_identity", "qe_report.attributes do not match the QE identity"))
     for level in identity.get("tcbLevels", []):
         if qe.isv_svn >= int(level["tcb"]["isvsvn"]):
-            return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
+            return _identity_status(level, "QE identity", failures)
     failures.append(Failure("intel.tcb_level", "collateral.qe_identity: no TCB level matches the QE's ISV SVN"))
     return None
 
@@ -187,7 +209,7 @@ def _platform(
     if bytes.fromhex(tcb_info["pceId"]) != pck.pce_id:
         failures.append(Failure("intel.tcb_info_platform", "collateral.tcb_info.pceId differs from the PCK's PCE id"))
     tee = quote.body.tee_tcb_svn if isinstance(quote.body, TdReportBody) else None
-    for level in tcb_info.get("tcbLevels", []):
+    for level in ordered_levels(tcb_info.get("tcbLevels", [])):
         if matches_platform_level(level, pck.tcb_components, pck.pce_svn, tee):
             return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
     failures.append(

@@ -1,7 +1,8 @@
 """Intel's TCB status rules: matching TCB levels and converging the platform, TDX module and QE statuses.
 
 Per Intel's DCAP Quote Verification Library and the PCS TCB info v3 documentation: the platform status is
-that of the first TCB level (levels are ordered newest first) whose SGX components and PCE SVN are all at or
+that of the first TCB level, in descending order of (SGX components, PCE SVN, TDX components) as Intel's
+library keeps them whatever the order in the JSON, whose SGX components and PCE SVN are all at or
 below the PCK certificate's, and for TDX whose TDX components are at or below TEE_TCB_SVN (bytes 0 and 1 are
 skipped when the TDX module version, byte 1, is not 0: the TDX module identity judges them). The TDX module
 and QE statuses then converge into it: an OutOfDate module or QE makes an UpToDate/SWHardeningNeeded platform
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "worst_status"]
+__all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "ordered_levels", "worst_status"]
 
 STATUS_ORDER = (
     "UpToDate",
@@ -35,6 +36,17 @@ def worst_status(*statuses: str) -> str:
 
 def _svns(items: Any) -> list[int]:
     return [int(c["svn"]) for c in items]
+
+
+def ordered_levels(levels: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``levels`` highest first: by SGX components, then PCE SVN, then TDX components (ties keep their
+    order). Raises ``KeyError``/``ValueError``/``TypeError`` for a malformed level."""
+
+    def key(level: dict[str, Any]) -> tuple[list[int], int, list[int]]:
+        tcb = level["tcb"]
+        return _svns(tcb["sgxtcbcomponents"]), int(tcb["pcesvn"]), _svns(tcb.get("tdxtcbcomponents", []))
+
+    return sorted(levels, key=key, reverse=True)
 
 
 def matches_platform_level(
