@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from cchet.runtime.contexts import Role, context
+from cchet.runtime.contexts import PUT_DIGEST, Role, context
 
 __all__ = ["Descriptor", "SealedRef"]
 
@@ -88,6 +88,23 @@ class SealedRef(list):  # type: ignore[type-arg]
         d = self.descriptor
         call, key = d.call_id.hex()[:12], d.key_id.hex()[:12]
         return f"SealedRef(call={call}, index={d.index}, key={key}; open with cchet.get)"
+
+    def _repr_html_(self) -> str:
+        """A notebook view of the descriptor (all public values: ids and digests, never data or keys)."""
+        d = self.descriptor
+        producer = "cchet.put" if d.producer_digest == PUT_DIGEST else f"function {d.producer_digest.hex()[:16]}"
+        rows = (
+            ("produced by", producer),
+            ("call", d.call_id.hex()),
+            ("return index", str(d.index)),
+            ("sealed under key", d.key_id.hex()),
+            ("session", d.session_id.hex()),
+        )
+        cells = "".join(f"<tr><th style='text-align:left'>{k}</th><td><code>{v}</code></td></tr>" for k, v in rows)
+        return (
+            "<div class='cchet-sealedref'><b>SealedRef</b>: sealed in Ray's object store; tasks open it only "
+            f"after attestation, the driver with <code>cchet.get</code><table>{cells}</table></div>"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (SealedRef, (self.ref, self.descriptor))
