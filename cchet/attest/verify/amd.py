@@ -28,7 +28,7 @@ def verify_snp_device(
     :class:`~cchet.errors.EvidenceFormatError` when a certificate does not decode."""
     now = options.now()
     have = load_amd_certificates(certificates) if certificates else []
-    product = snp_product(report, have[0] if have else None)
+    product = snp_product(report, have[0] if have else None) or options.amd_product
     chain = vcek = b""
     crl = None
     source = options.collateral
@@ -38,7 +38,16 @@ def verify_snp_device(
         if not have and report.signing_key == "vcek":
             vcek = source.amd_vcek(report, product, now) or b""
         crl = source.amd_crl(product, report.signing_key, now)
-    check = check_snp(report, certificates, options.anchors_for("amd"), now, chain=chain, vcek=vcek, crl=crl)
+    check = check_snp(
+        report,
+        certificates,
+        options.anchors_for("amd"),
+        now,
+        chain=chain,
+        vcek=vcek,
+        crl=crl,
+        stepping=options.amd_stepping,
+    )
     failures = list(check.failures)
     if expected_report_data is not None and not hmac.compare_digest(expected_report_data, report.report_data):
         failures.append(

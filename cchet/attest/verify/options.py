@@ -135,7 +135,9 @@ class VerifyOptions:
     """``clock`` gives the verification time; ``anchors`` the trusted roots; ``intel_collateral`` TCB info and
     QE identity for quotes (consulted before ``collateral``); ``collateral`` everything else the evidence
     does not carry; ``verifier`` the implementation :func:`cchet.attest.appraise` calls; ``rims`` signed
-    NVIDIA RIMs given directly (SWID XML documents), consulted before ``collateral``."""
+    NVIDIA RIMs given directly (SWID XML documents), consulted before ``collateral``; ``amd_stepping`` the
+    product stepping SNP keys must be issued for (``Milan-B0`` is 0), None to accept any; ``amd_product``
+    the product (Milan, Genoa, Turin) of v2 SNP reports that come without certificates (v3+ reports say)."""
 
     clock: Callable[[], dt.datetime] = _utcnow
     anchors: tuple[TrustAnchor, ...] = ()
@@ -143,6 +145,8 @@ class VerifyOptions:
     verifier: Verifier | None = None
     collateral: CollateralProvider | None = None
     rims: tuple[bytes, ...] = field(default=())
+    amd_stepping: int | None = None
+    amd_product: str | None = None
 
     def now(self) -> dt.datetime:
         t = self.clock()

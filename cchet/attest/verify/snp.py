@@ -4,7 +4,8 @@ What is checked: the chain VCEK -> ASK -> ARK or VLEK -> ASVK -> ARK to an AMD a
 under a real (non-simulated) root, every link is RSASSA-PSS with SHA-384 and the intermediate is the one
 AMD issued for that key type (an ASVK never certifies a VCEK); the ECDSA P-384 signature over bytes
 [0, 0x2A0) with little-endian r and s; that the reported TCB (and FMC on Turin) equals the TCB the key was
-issued for; for a VCEK, that the chip id equals the certificate's hwID; and, when a CRL is given, that it is
+issued for; for a VCEK, that the chip id equals the certificate's hwID; when the options name one, the
+product stepping in the key's product name (``Milan-B0``); and, when a CRL is given, that it is
 signed by the ARK, current, and does not list the ASK/ASVK. The certificates come from the evidence, then
 from ``chain`` (ASK/ASVK + ARK from KDS or the cache) and ``vcek`` (the VCEK from KDS or the cache).
 """
@@ -29,7 +30,7 @@ from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
 from cchet.attest.verify.roots import AMD_INTERMEDIATES
 
-__all__ = ["SnpCheck", "check_snp", "snp_product"]
+__all__ = ["SnpCheck", "check_amd_chain", "check_snp", "product_stepping", "snp_product"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,33 @@ def _assemble(certificates: bytes, chain: bytes, vcek: bytes) -> list[x509.Certi
     return certs
 
 
+def check_amd_chain(
+    certs: list[x509.Certificate], anchors: tuple[TrustAnchor, ...], now: dt.datetime, signing_key: str
+) -> tuple[TrustAnchor | None, list[str]]:
+    """The VCEK/VLEK chain checks of the module docstring (``signing_key`` ``vcek`` or ``vlek``)."""
+    anchor, failures = verify_chain(certs, anchors, now, what="snp.vcek_chain", check="amd.chain")
+    if anchor is not None and not anchor.simulated:
+        for i, cert in enumerate(certs):
+            if not _pss_sha384(cert):
+                failures.append(Failure("amd.chain", f"snp.vcek_chain: certificate {i} is not signed RSA-PSS SHA-384"))
+        if len(certs) == 3:
+            issued_for = AMD_INTERMEDIATES.get(der_sha256(certs[1]))
+            if issued_for is None or issued_for[1] != signing_key:
+                failures.append(
+                    Failure("amd.chain", f"snp.vcek_chain: certificate 1 is not AMD's issuer of {signing_key}s")
+                )
+        else:
+            failures.append(Failure("amd.chain", f"snp.vcek_chain: expected key, ASK/ASVK and ARK, got {len(certs)}"))
+    return anchor, failures
+
+
+def product_stepping(product_name: str) -> int | None:
+    """The stepping in a VCEK/VLEK product name (``Milan-B0`` -> 0, ``Genoa-B1`` -> 1); None without one."""
+    _, _, stepping = product_name.partition("-")
+    digits = stepping[1:]
+    return int(digits) if stepping[:1].isalpha() and digits.isdigit() else None
+
+
 def check_snp(
     report: SnpReport,
     certificates: bytes,
@@ -74,6 +102,7 @@ def check_snp(
     chain: bytes = b"",
     vcek: bytes = b"",
     crl: bytes | None = None,
+    stepping: int | None = None,
 ) -> SnpCheck:
     """Runs every check in the module docstring and lists each failure; raises
     :class:`~cchet.errors.EvidenceFormatError` only when the certificates do not decode."""
@@ -81,23 +110,19 @@ def check_snp(
     certs = _assemble(certificates, chain, vcek)
     if not certs:
         return SnpCheck(None, (Failure("amd.certificates_missing", "snp: no VCEK/VLEK certificate available"),))
-    anchor, chain_failures = verify_chain(certs, anchors, now, what="snp.vcek_chain", check="amd.chain")
+    anchor, chain_failures = check_amd_chain(certs, anchors, now, report.signing_key)
     failures.extend(chain_failures)
-    if anchor is not None and not anchor.simulated:
-        for i, cert in enumerate(certs):
-            if not _pss_sha384(cert):
-                failures.append(Failure("amd.chain", f"snp.vcek_chain: certificate {i} is not signed RSA-PSS SHA-384"))
-        if len(certs) == 3:
-            issued_for = AMD_INTERMEDIATES.get(der_sha256(certs[1]))
-            if issued_for is None or issued_for[1] != report.signing_key:
-                failures.append(
-                    Failure("amd.chain", f"snp.vcek_chain: certificate 1 is not AMD's issuer of {report.signing_key}s")
-                )
-        else:
-            failures.append(Failure("amd.chain", f"snp.vcek_chain: expected key, ASK/ASVK and ARK, got {len(certs)}"))
     if not ecdsa_valid(certs[0], report.signed_bytes(), report.signature_r + report.signature_s, byteorder="little"):
         failures.append(Failure("amd.report_signature", "snp report signature does not verify with the VCEK/VLEK"))
     ext = parse_amd_extensions(certs[0])
+    if stepping is not None and product_stepping(ext.product_name) != stepping:
+        failures.append(
+            Failure(
+                "amd.product",
+                f"snp: expected product stepping {stepping}, got {product_stepping(ext.product_name)} "
+                f"({ext.product_name or 'no product name'})",
+            )
+        )
     tcb = report.tcb("reported")
     got = (tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode, tcb.fmc)
     want = (ext.bootloader, ext.tee, ext.snp, ext.microcode, ext.fmc if tcb.fmc is not None else None)
