@@ -50,8 +50,8 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _stop_group(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after 5 s."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 10.0)):
+    """SIGTERM the process group, then SIGKILL whatever is left after 2 s."""
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
