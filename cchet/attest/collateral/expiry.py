@@ -10,7 +10,9 @@ import re
 
 from cryptography import x509
 
+from cchet.attest.verify.amd_certs import load_amd_certificates
 from cchet.attest.verify.crl import load_crl
+from cchet.errors import EvidenceFormatError
 
 __all__ = ["expiry_of"]
 
@@ -36,13 +38,11 @@ def expiry_of(kind: str, data: bytes) -> dt.datetime | None:
     try:
         if kind == "intel":
             times = _intel(data)
-        elif kind == "amd-chain":
-            times = [c.not_valid_after_utc for c in x509.load_pem_x509_certificates(data)]
+        elif kind in ("amd-chain", "amd-vcek"):
+            times = [c.not_valid_after_utc for c in load_amd_certificates(data)]
         elif kind == "amd-crl":
             nu = load_crl(data).next_update_utc
             times = [nu] if nu else []
-        elif kind == "amd-vcek":
-            times = [x509.load_der_x509_certificate(data).not_valid_after_utc]
         elif kind == "nvidia-rim":
             times = [
                 x509.load_der_x509_certificate(base64.b64decode(m.group(1))).not_valid_after_utc
@@ -50,6 +50,6 @@ def expiry_of(kind: str, data: bytes) -> dt.datetime | None:
             ]
         else:
             return None
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, EvidenceFormatError):
         return None
     return min(times) if times else None
