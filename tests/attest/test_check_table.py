@@ -19,7 +19,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from cchet.attest.formats.dcap import Quote, TdReportBody
+from cchet.attest.formats.dcap import Quote
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.formats.spdm import OPAQUE_FWID, OpaqueField, SpdmReport
 from cchet.attest.rawsig import raw_from_der
@@ -81,7 +81,8 @@ class World:
         anchors_of: SimulatedAuthority | None = None,
         **changes: object,
     ) -> VerifyOptions:
-        anchors = simulated_anchors(anchors_of or self.authority) + (
+        anchors = (
+            *simulated_anchors(anchors_of or self.authority),
             TrustAnchor("nvidia-rim", self.rim_signer.root_der(), simulated=True),
         )
         return default_options(
@@ -313,7 +314,7 @@ def test_clean_gpu_baseline_matches_its_rims(world: World) -> None:
 
 @pytest.mark.parametrize("check", sorted(CHECKS))
 def test_only_this_check_fails(world: World, check: str) -> None:
-    failures = VERIFY[check.split(".")[0]](world, check)
+    failures = VERIFY[check.split(".", maxsplit=1)[0]](world, check)
     assert failed(failures) == {check}, failures
     with pytest.raises(CHECKS[check].error):
         raise_failures(failures)

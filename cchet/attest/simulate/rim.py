@@ -100,7 +100,7 @@ def simulate_rim(
     ``i + 1``) is ``measurements[i]``. ``tampered`` replaces values after signing (the signature then fails),
     for tests."""
     from lxml import etree
-    from signxml import DigestAlgorithm, SignatureMethod
+    from signxml.algorithms import DigestAlgorithm, SignatureMethod
     from signxml.signer import XMLSigner
 
     root = etree.Element(f"{{{_SWID}}}SoftwareIdentity", nsmap={None: _SWID, "ns2": _SHA384, "ns1": _RIMIM})
