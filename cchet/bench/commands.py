@@ -17,6 +17,7 @@ BENCHMARKS = {
     "seal": "seal/unseal GB/s and ratios against one-shot AESGCM.encrypt_into",
     "broker": "key-release latency: first release, cached re-use, 32 concurrent clients",
     "tasks": "confidential vs plain Ray task round trip, with the four seal/open passes alone",
+    "attest": "parse/verify/appraise per evidence kind; Intel quote verification cold and warm vs dcap-qvl",
 }
 
 

@@ -12,7 +12,7 @@ import warnings
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
-from cchet.attest.formats.certchain import load_certificate, parse_pem_chain
+from cchet.attest.verify import memo
 
 __all__ = ["load_amd_certificates"]
 
@@ -25,5 +25,5 @@ def load_amd_certificates(data: bytes) -> list[x509.Certificate]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_SERIAL_WARNING, category=CryptographyDeprecationWarning)
         if b"-----BEGIN" in data:
-            return parse_pem_chain(data).certificates()
-        return [load_certificate(data, field="amd_certificate")]
+            return list(memo.certificates(data))
+        return [memo.certificate(data, field="amd_certificate")]

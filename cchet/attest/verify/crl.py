@@ -12,16 +12,21 @@ import contextlib
 import datetime as dt
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 
 from cchet.attest.verify.failure import Failure
 
-__all__ = ["load_crl", "revoked", "verify_crl"]
+__all__ = ["decode_crl", "load_crl", "revoked", "verify_crl"]
 
 
 def load_crl(data: bytes | str) -> x509.CertificateRevocationList:
-    """Decodes a CRL from DER, PEM or hex text; raises ``ValueError`` when it is none of these."""
-    raw = data.encode() if isinstance(data, str) else bytes(data)
+    """Decodes a CRL from DER, PEM or hex text (memoised); raises ``ValueError`` when it is none of these."""
+    from cchet.attest.verify.memo import crl
+
+    return crl(data)
+
+
+def decode_crl(raw: bytes) -> x509.CertificateRevocationList:
+    """:func:`load_crl` without memoisation."""
     if raw.lstrip().startswith(b"-----BEGIN"):
         return x509.load_pem_x509_crl(raw)
     with contextlib.suppress(binascii.Error, ValueError):
@@ -38,11 +43,9 @@ def verify_crl(
         failures.append(
             Failure(check, f"{what}: issued by {crl.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}")
         )
-    try:
-        valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (TypeError, ValueError, UnsupportedAlgorithm):
-        valid = False
-    if not valid:
+    from cchet.attest.verify.memo import crl_signature_valid
+
+    if not crl_signature_valid(crl, issuer):
         failures.append(Failure(check, f"{what}: signature does not verify with {issuer.subject.rfc4514_string()}"))
     next_update = crl.next_update_utc
     if now < crl.last_update_utc or next_update is None or now > next_update:

@@ -25,10 +25,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cchet.attest.formats.certchain import load_certificate, parse_pem_chain
 from cchet.attest.formats.dcap import Quote, TdReportBody
-from cchet.attest.formats.pck import PckExtensions, parse_pck_extensions
+from cchet.attest.formats.pck import PckExtensions
 from cchet.attest.rawsig import public_key_from_point
+from cchet.attest.verify import memo
 from cchet.attest.verify.chain import verify_chain
 from cchet.attest.verify.crl import load_crl, revoked, verify_crl
 from cchet.attest.verify.ecdsa import ecdsa_valid
@@ -59,7 +59,7 @@ class QuoteCheck:
 
 
 def _certs(pems: tuple[bytes, ...], what: str) -> list[x509.Certificate]:
-    return [load_certificate(p, field=f"{what}[{i}]") for i, p in enumerate(pems)]
+    return [memo.certificate(p, field=f"{what}[{i}]") for i, p in enumerate(pems)]
 
 
 def _parse_time(text: str) -> dt.datetime:
@@ -76,7 +76,7 @@ def _signed_json(
     text = collateral.get(name, "")
     chain_pem = collateral.get(f"{name}_issuer_chain", "").encode()
     try:
-        chain = parse_pem_chain(chain_pem).certificates()
+        chain = list(memo.certificates(chain_pem))
         sig = bytes.fromhex(collateral.get(f"{name}_signature", ""))
         doc = json.loads(text)
     except (EvidenceFormatError, ValueError) as e:
@@ -312,7 +312,7 @@ def check_quote(
     failures.extend(chain_failures)
     if not ecdsa_valid(certs[0], qe.qe_report.to_bytes(), qe.qe_report_signature):
         failures.append(Failure("intel.qe_report_signature", "qe_report signature does not verify with the PCK key"))
-    pck = parse_pck_extensions(certs[0])
+    pck = memo.pck_extensions(certs[0])
     status: str | None = None
     advisories: tuple[str, ...] = ()
     if collateral is None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from cchet.attest.formats.certchain import parse_pem_chain
 from cchet.attest.formats.der import children
 from cchet.attest.formats.spdm import SpdmReport
+from cchet.attest.verify import memo
 from cchet.attest.verify.chain import verify_chain
 from cchet.attest.verify.ecdsa import ecdsa_valid
 from cchet.attest.verify.failure import Failure
@@ -78,7 +78,7 @@ def check_gpu(
     """Runs every check in the module docstring and lists each failure; raises
     :class:`~cchet.errors.EvidenceFormatError` when the certificates do not decode."""
     failures: list[str] = []
-    certs = parse_pem_chain(certificates).certificates()
+    certs = list(memo.certificates(certificates))
     anchor, chain_failures = verify_chain(certs, anchors, now, what=f"{what}.cert_chain", check="nvidia.chain")
     failures.extend(chain_failures)
     if not report.response.signature:
