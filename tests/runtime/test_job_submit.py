@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,8 @@ def _cchet(env: dict[str, str], *args: Any) -> str:
 
 
 @pytest.fixture
-def owner(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """The data owner's side: environment, a pinned policy, a job key, and ``cchet broker serve``."""
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment of every process here: a temporary home, Ray token auth, one simulator key dir."""
     home = tmp_path / "home"
     home.mkdir()
     token = tmp_path / "ray-token"
@@ -89,6 +89,12 @@ def owner(tmp_path: Path) -> Iterator[dict[str, Any]]:
         RAY_USAGE_STATS_ENABLED="0",
         CCHET_SIM_KEY_DIR=str(tmp_path / "sim-keys"),
     )
+    return env
+
+
+@pytest.fixture
+def owner(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The data owner's side: a policy pinning the simulator's measurements, a job key, ``cchet broker serve``."""
     evidence, policy, state = tmp_path / "tdx.evidence", tmp_path / "policy.toml", tmp_path / "owner-state"
     _cchet(env, "attest", "--simulate", "tdx", "--key-dir", env["CCHET_SIM_KEY_DIR"], "--out", evidence)
     _cchet(env, "policy", "from-evidence", evidence, "--allow-simulation", "--name", "sim-tdx", "-o", policy)
@@ -123,8 +129,9 @@ def owner(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def ray_head(owner: dict[str, Any], tmp_path: Path) -> Iterator[str]:
-    """A Ray head with the job-submission dashboard, token auth, a short temp dir; yields its dashboard URL."""
+def ray_head(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Starts a Ray head (job-submission dashboard, token auth, short temp dir) at once; yields a function that
+    waits for it and returns its dashboard URL, so the owner's setup runs while the head boots."""
     temp_dir = tempfile.mkdtemp(prefix="cj", dir="/tmp")  # Unix socket paths allow 107 bytes
     gcs, dashboard, agent, client = _free_ports(4)
     log = tmp_path / "head.log"
@@ -134,45 +141,66 @@ def ray_head(owner: dict[str, Any], tmp_path: Path) -> Iterator[str]:
             + _argv("--include-dashboard=true", "--dashboard-host", "127.0.0.1", "--object-store-memory", 100 << 20)
             + _argv("--port", gcs, "--dashboard-port", dashboard, "--dashboard-agent-listen-port", agent)
             + _argv("--ray-client-server-port", client),
-            env=owner["env"],
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, killed as a whole below
         )
-    try:
+
+    def ready() -> str:
         deadline = time.monotonic() + 60
         while STARTED not in log.read_text():
             assert head.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{dashboard}"
+        return f"http://127.0.0.1:{dashboard}"
+
+    try:
+        yield ready
     finally:
         _stop_group(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_ray_job_submit_runs_the_example_against_a_standalone_broker(
-    owner: dict[str, Any], ray_head: str, tmp_path: Path
-) -> None:
+def _submit(owner: dict[str, Any], head: str, cwd: Path, **env_vars: str) -> subprocess.Popen[str]:
+    """Start ``ray job submit`` of job.py (it waits for the job and exits with its status)."""
     runtime_env = {
         "env_vars": {
             "CCHET_BROKER_URL": owner["url"],
             "CCHET_BROKER_ID": owner["broker_id"],
             "CCHET_JOB_KEY": owner["job_key"],
+            **env_vars,
         }
     }
-    submit = subprocess.run(
-        _argv(BIN / "ray", "job", "submit", "--address", ray_head, "--working-dir", REPO / "examples" / "job_submit")
+    return subprocess.Popen(
+        _argv(BIN / "ray", "job", "submit", "--address", head, "--working-dir", REPO / "examples" / "job_submit")
         + _argv("--runtime-env-json", json.dumps(runtime_env), "--", "python", "job.py", "--simulate", "tdx"),
         env=owner["env"],
-        cwd=tmp_path,
-        capture_output=True,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
-        check=False,
     )
-    logs = submit.stdout + submit.stderr
-    assert submit.returncode == 0, logs[-4000:]
+
+
+def _finish(submit: subprocess.Popen[str]) -> tuple[int, str]:
+    try:
+        logs, _ = submit.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        submit.kill()
+        logs, _ = submit.communicate()
+    return submit.returncode, logs
+
+
+def test_ray_job_submit_runs_the_example_against_a_standalone_broker(
+    ray_head: Callable[[], str], owner: dict[str, Any], tmp_path: Path
+) -> None:
+    head = ray_head()
+    good = _submit(owner, head, tmp_path)
+    # Workers pinned to another broker id accept nothing from this broker: that job fails and prints no result.
+    squatted = _submit(owner, head, tmp_path, CCHET_BROKER_ID="00" * 32)
+    code, logs = _finish(good)
+    assert code == 0, logs[-4000:]
     assert "SIMULATED tdx TEE" in logs
     assert f"broker: {owner['url']} (standalone)" in logs
     assert "risk: scoring 10000 records inside the TEE" in logs
@@ -180,6 +208,8 @@ def test_ray_job_submit_runs_the_example_against_a_standalone_broker(
     assert result, logs[-4000:]
     summary = json.loads(result.group(1))
     assert summary["records"] == 10_000 and 0 < summary["mean_risk"] < 1
+    code, logs = _finish(squatted)
+    assert code != 0 and "untrustworthy" in logs and "result: " not in logs, logs[-4000:]
     records = [json.loads(line) for line in owner["audit"].read_text().splitlines()]
     assert any(r["event"] == "release" and r["verdict"] == "released" for r in records), records
     assert "intact" in _cchet(owner["env"], "audit", "verify", owner["audit"], "--state", owner["state"])
