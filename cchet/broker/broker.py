@@ -114,6 +114,7 @@ class KeyBroker:
         )
         self.audit = None if audit_log is None else AuditLog(audit_log, master.derive("audit"), clock=clock)
         self.nonces = NonceRegistry()
+        self.state_dir = None if state_dir is None else Path(state_dir)
         self._policy_dir = None if state_dir is None else Path(state_dir) / "policies"
         self._policies: dict[str, Any] = self._load_policies()
         self.default_policy = default_policy

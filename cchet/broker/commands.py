@@ -50,6 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _state(ident)
     ident.set_defaults(run=_id)
 
+    cluster = actions.add_parser("cluster", help="hardened cluster mode: Ray TLS credentials for attested nodes")
+    cluster_actions = cluster.add_subparsers(dest="cluster_action", metavar="ACTION", required=True)
+    cinit = cluster_actions.add_parser("init", help="issue the cluster's TLS credentials and token, sealed")
+    _state(cinit)
+    cinit.add_argument("--policy", type=Path, help="policy a node must satisfy to join (default: the broker's)")
+    cinit.add_argument("--san", action="append", default=[], help="extra IP or DNS name for the node certificate")
+    cinit.add_argument("--owner-credentials", type=Path, help="also write the owner's copy (for its driver) here")
+    cinit.set_defaults(run=_cluster_init)
+
     audit = sub.add_parser("audit", help="check a broker audit log")
     audit_actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = audit_actions.add_parser("verify", help="verify every record's MAC, the chain and the head anchor")
@@ -131,6 +140,23 @@ def _key_add(args: argparse.Namespace) -> int:
     key = broker.add_key(policy=_policy(args.policy) if args.policy else None, scope=scope, kind=args.kind)
     write_key_file(args.out, key)
     print(f"added {args.kind} key {key.key_id.hex()} to {args.state}; key file {args.out} (mode 0600)")
+    return 0
+
+
+def _cluster_init(args: argparse.Namespace) -> int:
+    from cchet.broker.cluster import init_cluster
+    from cchet.broker.durable import replace_file
+
+    broker = _broker(args)
+    key, creds = init_cluster(
+        broker, args.state, _policy(args.policy) if args.policy else broker.default_policy, args.san
+    )
+    print(f"cluster credentials issued; cluster key {key.key_id.hex()} (released only to attested nodes)")
+    if args.owner_credentials:
+        env = creds.write(args.owner_credentials)
+        print(f"owner's copy in {args.owner_credentials}; connect a driver with:")
+        print(" ".join(f"{k}={v}" for k, v in env.items() if k != "RAY_AUTH_TOKEN") + " RAY_AUTH_TOKEN=<in token file>")
+        replace_file(args.owner_credentials / "token", creds.token.encode())
     return 0
 
 

@@ -1,7 +1,8 @@
 """The broker over HTTP: an aiohttp application, run in a background thread or as ``cchet broker serve``.
 
 Routes: ``POST /v1/challenge`` and ``POST /v1/release`` (the protocol), ``GET /v1/identity`` (the broker
-id, for operators; clients must pin the id through a trusted channel, never learn it from here). Broker
+id, for operators; clients must pin the id through a trusted channel, never learn it from here), ``GET
+/v1/cluster`` (hardened mode's sealed cluster credentials, useless without the attested cluster key). Broker
 work runs on a thread pool so slow appraisals and fsyncs do not block other clients. Malformed messages get
 HTTP 400 with ``{"error": reason}``; request bodies over 4 MiB are refused.
 """
@@ -45,8 +46,20 @@ def make_app(broker: KeyBroker, executor: ThreadPoolExecutor) -> web.Application
     async def identity(request: web.Request) -> web.Response:
         return web.json_response({"broker_id": broker.broker_id.hex(), "issuer": broker.issuer})
 
+    async def cluster(request: web.Request) -> web.Response:
+        from cchet.broker.cluster import published_credentials
+
+        published = None if broker.state_dir is None else published_credentials(broker.state_dir)
+        if published is None:
+            return web.json_response(
+                {"error": "this broker has no cluster credentials: run 'cchet broker cluster init --state DIR'"},
+                status=404,
+            )
+        return web.json_response(published)
+
     app.router.add_post("/v1/{step:challenge|release}", step)
     app.router.add_get("/v1/identity", identity)
+    app.router.add_get("/v1/cluster", cluster)
     return app
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     status.add_argument("--file", type=Path, help="status file (default: $XDG_STATE_HOME/cchet/status.json)")
     status.add_argument("--json", action="store_true", help="print the raw document")
     status.set_defaults(run=_status)
+
+    start = sub.add_parser(
+        "start",
+        help="attest this node to the broker, then 'ray start' with the cluster's TLS credentials and token",
+        description="Everything after the cchet options goes to 'ray start' (e.g. --head --port 6379, or "
+        "--address HEAD:6379).",
+    )
+    start.add_argument("--broker", default=os.environ.get("CCHET_BROKER_URL"), help="broker URL ($CCHET_BROKER_URL)")
+    start.add_argument("--broker-id", default=os.environ.get("CCHET_BROKER_ID"), help="pinned broker id (hex)")
+    start.add_argument("--credentials-dir", type=Path, help="where to write the TLS files (default: /dev/shm)")
+    start.add_argument("ray_args", nargs=argparse.REMAINDER, help="arguments for 'ray start'")
+    start.set_defaults(run=_start)
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -44,6 +57,16 @@ def render(doc: dict[str, Any]) -> str:
         lines.append("SIMULATED nodes protect nothing")
     lines.append(f"policy: {doc.get('policy_id', '?')}")
     return "\n".join(lines)
+
+
+def _start(args: argparse.Namespace) -> int:
+    from cchet.runtime.node import start
+
+    if not args.broker or not args.broker_id:
+        raise ValueError("cchet start needs --broker URL and --broker-id HEX (or CCHET_BROKER_URL / CCHET_BROKER_ID)")
+    ray_args = args.ray_args[1:] if args.ray_args[:1] == ["--"] else args.ray_args
+    start(args.broker, bytes.fromhex(args.broker_id), ray_args, args.credentials_dir)
+    return 0  # not reached: start() becomes 'ray start'
 
 
 def _status(args: argparse.Namespace) -> int:

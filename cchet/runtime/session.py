@@ -313,6 +313,8 @@ def init(
         local_broker=local_broker,
         server=server,
         cluster=cluster,
+        hardened=os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true")
+        and os.environ.get("RAY_AUTH_MODE") == "token",
         keys={session_key.key_id: session_key},
     )
     with _lock:
