@@ -9,11 +9,9 @@ certificate the options carry.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
@@ -22,8 +20,10 @@ __all__ = ["der_sha256", "issued_by", "verify_chain"]
 
 
 def der_sha256(cert: x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER, lowercase hex."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    """SHA-256 of the certificate's DER, lowercase hex (memoised)."""
+    from cchet.attest.verify.memo import fingerprint
+
+    return fingerprint(cert)
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:

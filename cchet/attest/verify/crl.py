@@ -2,7 +2,8 @@
 
 A CRL is trusted only when its issuer name and signature match the CA certificate given (itself verified as
 part of a chain) and ``now`` lies in [thisUpdate, nextUpdate]. Accepts DER, PEM or hex-encoded DER (as
-dcap-qvl's collateral JSON carries it).
+dcap-qvl's collateral JSON carries it). The time-independent parts (decoding, issuer and signature,
+listing) are memoised on the exact CRL input (:mod:`cchet.attest.verify.memo`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 
 from cryptography import x509
 
+from cchet.attest.verify import memo
 from cchet.attest.verify.failure import Failure
 
 __all__ = ["decode_crl", "load_crl", "revoked", "verify_crl"]
@@ -20,9 +22,7 @@ __all__ = ["decode_crl", "load_crl", "revoked", "verify_crl"]
 
 def load_crl(data: bytes | str) -> x509.CertificateRevocationList:
     """Decodes a CRL from DER, PEM or hex text (memoised); raises ``ValueError`` when it is none of these."""
-    from cchet.attest.verify.memo import crl
-
-    return crl(data)
+    return memo.crl(data)
 
 
 def decode_crl(raw: bytes) -> x509.CertificateRevocationList:
@@ -35,18 +35,18 @@ def decode_crl(raw: bytes) -> x509.CertificateRevocationList:
 
 
 def verify_crl(
-    crl: x509.CertificateRevocationList, issuer: x509.Certificate, now: dt.datetime, *, what: str, check: str
-) -> list[str]:
-    """Failures (of ``check``) of ``crl`` as issued by ``issuer`` at ``now``; empty when it can be trusted."""
+    data: bytes | str, issuer: x509.Certificate, now: dt.datetime, *, what: str, check: str
+) -> tuple[x509.CertificateRevocationList | None, list[str]]:
+    """The decoded CRL (None when it does not decode) and the failures (of ``check``) of trusting it as
+    issued by ``issuer`` at ``now``; no failures when it can be trusted."""
+    try:
+        crl = memo.crl(data)
+    except ValueError as e:
+        return None, [Failure(check, f"{what}: malformed: {e}")]
     failures: list[str] = []
-    if crl.issuer != issuer.subject:
-        failures.append(
-            Failure(check, f"{what}: issued by {crl.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}")
-        )
-    from cchet.attest.verify.memo import crl_signature_valid
-
-    if not crl_signature_valid(crl, issuer):
-        failures.append(Failure(check, f"{what}: signature does not verify with {issuer.subject.rfc4514_string()}"))
+    problem = memo.crl_issuer_problem(data, issuer)
+    if problem is not None:
+        failures.append(Failure(check, f"{what}: {problem}"))
     next_update = crl.next_update_utc
     if now < crl.last_update_utc or next_update is None or now > next_update:
         failures.append(
@@ -57,9 +57,9 @@ def verify_crl(
                 f"{next_update.isoformat() if next_update else 'absent'})",
             )
         )
-    return failures
+    return crl, failures
 
 
-def revoked(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
-    """True when ``crl`` lists ``cert``'s serial number (the caller checks the CRL's issuer is cert's)."""
-    return crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+def revoked(data: bytes | str, cert: x509.Certificate) -> bool:
+    """True when the CRL ``data`` was issued by ``cert``'s issuer and lists ``cert``'s serial number."""
+    return memo.crl_lists(data, cert)

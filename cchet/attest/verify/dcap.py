@@ -30,7 +30,7 @@ from cchet.attest.formats.pck import PckExtensions
 from cchet.attest.rawsig import public_key_from_point
 from cchet.attest.verify import memo
 from cchet.attest.verify.chain import verify_chain
-from cchet.attest.verify.crl import load_crl, revoked, verify_crl
+from cchet.attest.verify.crl import revoked, verify_crl
 from cchet.attest.verify.ecdsa import ecdsa_valid
 from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
@@ -63,7 +63,10 @@ def _certs(pems: tuple[bytes, ...], what: str) -> list[x509.Certificate]:
 
 
 def _parse_time(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    """``YYYY-MM-DDTHH:MM:SSZ`` (Intel's collateral dates); raises ``ValueError`` otherwise."""
+    if len(text) != 20 or not text.endswith("Z") or text[10] != "T":
+        raise ValueError(f"not a UTC timestamp: {text!r}")
+    return dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.UTC)
 
 
 def _signed_json(
@@ -265,14 +268,16 @@ def _crls(
         ("pck_crl", certs[1], [certs[0]]),
         ("root_ca_crl", certs[-1], [*certs[1:-1], *signers]),
     ):
-        try:
-            crl = load_crl(collateral[name])
-        except (KeyError, ValueError, TypeError) as e:
-            failures.append(Failure("intel.crl", f"collateral.{name}: missing or malformed: {e}"))
+        data = collateral.get(name)
+        if not isinstance(data, str | bytes):
+            failures.append(Failure("intel.crl", f"collateral.{name}: missing"))
             continue
-        failures.extend(verify_crl(crl, issuer, now, what=f"collateral.{name}", check="intel.crl"))
+        crl, crl_failures = verify_crl(data, issuer, now, what=f"collateral.{name}", check="intel.crl")
+        failures.extend(crl_failures)
+        if crl is None:
+            continue
         for cert in subjects:
-            if crl.issuer == cert.issuer and revoked(crl, cert):
+            if revoked(data, cert):
                 failures.append(
                     Failure("intel.pck_revoked", f"{cert.subject.rfc4514_string()} is revoked by collateral.{name}")
                 )

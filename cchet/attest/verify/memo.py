@@ -25,7 +25,9 @@ __all__ = [
     "certificates",
     "clear",
     "crl",
-    "crl_signature_valid",
+    "crl_issuer_problem",
+    "crl_lists",
+    "fingerprint",
     "issued_by",
     "pck_extensions",
     "signature_valid",
@@ -77,35 +79,41 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _crl(data: bytes) -> x509.CertificateRevocationList:
-    from cchet.attest.verify.crl import decode_crl
-
-    return decode_crl(data)
-
-
 def crl(data: bytes | str) -> x509.CertificateRevocationList:
     """A CRL from DER, PEM or hex text; raises ``ValueError`` when it is none of these."""
-    return _crl(data.encode() if isinstance(data, str) else bytes(data))
+    from cchet.attest.verify.crl import decode_crl
+
+    return decode_crl(data.encode() if isinstance(data, str) else bytes(data))
 
 
-_CRL_VALID: dict[tuple[bytes, bytes, x509.Certificate], bool] = {}
-_CRL_VALID_MAX = 1024
-
-
-def crl_signature_valid(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-    """Whether ``issuer``'s key signed ``crl`` (memoised on the CRL's signed bytes and signature)."""
-    key = (crl.tbs_certlist_bytes, crl.signature, issuer)
-    found = _CRL_VALID.get(key)
-    if found is not None:
-        return found
+@functools.lru_cache(maxsize=1024)
+def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | None:
+    """None when ``issuer`` is the CRL's issuer (name) and signed it (key), else what is wrong."""
+    parsed = crl(data)
+    if parsed.issuer != issuer.subject:
+        return f"issued by {parsed.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}"
     try:
-        valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        valid = parsed.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
     except (TypeError, ValueError, UnsupportedAlgorithm):
         valid = False
-    if len(_CRL_VALID) >= _CRL_VALID_MAX:
-        _CRL_VALID.clear()
-    _CRL_VALID[key] = valid
-    return valid
+    return None if valid else f"signature does not verify with {issuer.subject.rfc4514_string()}"
+
+
+@functools.lru_cache(maxsize=4096)
+def crl_lists(data: bytes | str, cert: x509.Certificate) -> bool:
+    """Whether the CRL was issued under ``cert``'s issuer name and lists its serial number."""
+    parsed = crl(data)
+    return (
+        parsed.issuer == cert.issuer and parsed.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, lowercase hex."""
+    from cryptography.hazmat.primitives import serialization
+
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 _VALID: collections.OrderedDict[tuple[x509.Certificate, bytes, bytes, str], None] = collections.OrderedDict()
@@ -137,7 +145,6 @@ def pck_extensions(cert: x509.Certificate) -> PckExtensions:
 
 def clear() -> None:
     """Empties every cache of this module."""
-    for fn in (certificates, certificate, issued_by, pck_extensions, _crl):
+    for fn in (certificates, certificate, issued_by, pck_extensions, crl, crl_issuer_problem, crl_lists, fingerprint):
         fn.cache_clear()
     _VALID.clear()
-    _CRL_VALID.clear()

@@ -24,7 +24,7 @@ from cchet.attest.formats.amd_cert import parse_amd_extensions
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.verify.amd_certs import load_amd_certificates
 from cchet.attest.verify.chain import der_sha256, verify_chain
-from cchet.attest.verify.crl import load_crl, revoked, verify_crl
+from cchet.attest.verify.crl import revoked, verify_crl
 from cchet.attest.verify.ecdsa import ecdsa_valid
 from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
@@ -133,12 +133,8 @@ def check_snp(
     ):
         failures.append(Failure("amd.chip_id", "snp chip_id differs from the VCEK's hwID (or it has none)"))
     if crl is not None and len(certs) >= 3:
-        try:
-            parsed = load_crl(crl)
-        except ValueError as e:
-            failures.append(Failure("amd.crl", f"amd crl: malformed: {e}"))
-        else:
-            failures.extend(verify_crl(parsed, certs[-1], now, what="amd crl", check="amd.crl"))
-            if revoked(parsed, certs[1]):
-                failures.append(Failure("amd.revoked", f"{certs[1].subject.rfc4514_string()} is revoked by the ARK"))
+        parsed, crl_failures = verify_crl(crl, certs[-1], now, what="amd crl", check="amd.crl")
+        failures.extend(crl_failures)
+        if parsed is not None and revoked(crl, certs[1]):
+            failures.append(Failure("amd.revoked", f"{certs[1].subject.rfc4514_string()} is revoked by the ARK"))
     return SnpCheck(anchor, tuple(failures))
