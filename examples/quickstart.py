@@ -2,14 +2,14 @@
 
     make demo            # or: python examples/quickstart.py
 
-Runs on any machine: the node is a SIMULATED Intel TDX guest (simulated TEEs protect nothing; on a real TDX,
-SEV-SNP or SGX machine the same code runs on real attestation). What it shows:
+Runs on any machine: the nodes are a SIMULATED Intel TDX guest and a SIMULATED AMD SEV-SNP guest (simulated
+TEEs protect nothing; on real TDX, SEV-SNP or SGX machines the same code runs on real attestation). It shows:
 
-1. ``cchet.init(simulate="tdx")`` starts a fresh local Ray, the key broker inside this process, and attests
-   the node; the default policy pins the simulator's measurements.
-2. Two ``@cchet.remote`` tasks chained: arguments, results, printed output and errors cross Ray sealed; the
-   intermediate result is never opened by the driver.
-3. A task that asks for an AMD SEV-SNP node is refused at once with ``PlacementError``.
+1. ``cchet.init(simulate=["tdx", "snp"])`` starts a local two-node Ray cluster, the key broker inside this
+   process, and attests both nodes; the default policy pins the simulator's measurements for each kind.
+2. Two ``@cchet.remote`` tasks chained, one placed on the TDX node and one on the SNP node: arguments,
+   results, printed output and errors cross Ray sealed; the intermediate result is never opened by the driver.
+3. A task that asks for an Intel SGX enclave is refused at once with ``PlacementError``.
 4. The broker's audit log: every challenge, appraisal and release, MAC-chained, verified.
 5. Sealing throughput on all cores.
 """
@@ -33,7 +33,7 @@ def preprocess(records: np.ndarray) -> np.ndarray:
     return (records - records.mean(axis=0)) / records.std(axis=0)
 
 
-@cchet.remote(tee="tdx")
+@cchet.remote(tee="snp")
 def score(features: np.ndarray, weights: np.ndarray) -> dict[str, float]:
     """A linear model's risk scores, summarised."""
     print(f"score: {features.shape[0]} records, inside the TEE")
@@ -41,8 +41,8 @@ def score(features: np.ndarray, weights: np.ndarray) -> dict[str, float]:
     return {"mean_risk": float(scores.mean()), "high_risk": int((scores > 0.9).sum())}
 
 
-@cchet.remote(tee="snp")
-def needs_snp(x: int) -> int:
+@cchet.remote(tee="sgx")
+def needs_sgx(x: int) -> int:
     return x
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cchet-demo-") as tmp:
         audit = Path(tmp) / "audit.jsonl"
         start = time.perf_counter()
-        session = cchet.init(simulate="tdx", audit_log=audit, broker_state=Path(tmp) / "broker")
+        session = cchet.init(simulate=["tdx", "snp"], audit_log=audit, broker_state=Path(tmp) / "broker")
         print(
             f"\n1. cchet {cchet.__version__} up in {time.perf_counter() - start:.1f} s; attested nodes: "
             f"{session.registry.describe()}"
@@ -67,7 +67,7 @@ def main() -> None:
         )
 
         try:
-            needs_snp.remote(1)
+            needs_sgx.remote(1)
         except cchet.PlacementError as e:
             print(f"3. refused placement: {e}")
 

@@ -27,7 +27,7 @@ def test_quickstart(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "SIMULATED tdx" in out.stderr
+    assert "SIMULATED tdx, snp" in out.stderr
     for line in ("1. cchet", "2. confidential pipeline -> {'mean_risk'", "3. refused placement", "intact: True"):
         assert line in out.stdout, out.stdout
     assert "score: 200000 records, inside the TEE" in out.stdout
