@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from cchet.attest.formats.dcap import SgxReportBody, TdReportBody
     from cchet.attest.formats.snp import SnpReport
     from cchet.attest.verify.options import VerifyOptions
-    from cchet.attest.verify.verified import VerifiedEvidence
+    from cchet.attest.verify.verified import VerifiedDevice, VerifiedEvidence
 
 # Parsers, claims and verifiers are imported on first use, so ``import cchet`` stays light.
 
@@ -200,8 +200,10 @@ def appraise(
     ``evidence`` is :class:`CompositeEvidence` or its wire bytes. ``nonce`` (32 bytes) and ``binding`` are
     what the broker expects the report data to bind (DESIGN.md section 4); GPU ``i`` must have answered
     ``gpu_nonce(nonce, i)``. ``nonce_issued_at`` enables the freshness rule (``max_nonce_age_s``).
-    ``options`` supply time, trust anchors, collateral and the verifier (default: the simulated verifier,
-    which trusts simulated roots only). Raises ``TypeError`` when ``policy`` is not a :class:`Policy`.
+    ``options`` supply time, trust anchors, collateral and the verifier (default:
+    :func:`~cchet.attest.verify.options.default_options`, the real verifier under the pinned vendor roots;
+    options without a verifier get the simulated verifier, which trusts simulated roots only). Raises
+    ``TypeError`` when ``policy`` is not a :class:`Policy`.
     """
     if not isinstance(policy, Policy):
         raise TypeError("policy must be a cchet.Policy")
@@ -320,6 +322,7 @@ def _result(
     if verified is not None:
         cpu_c["tcb_status"] = verified.cpu.tcb_status
         cpu_c["advisory_ids"] = list(verified.cpu.advisory_ids)
+    verified_gpus = {g.device: g for g in verified.gpus} if verified is not None else {}
     devices = [
         DeviceClaims(
             "cpu",
@@ -337,7 +340,7 @@ def _result(
                 "nvidia-gpu",
                 _status(name, violations, failures),
                 simulated,
-                gpu_claims(g),
+                _gpu_claims(gpu_claims(g), verified_gpus.get(name)),
             )
         )
     return AttestationResult(
@@ -352,6 +355,14 @@ def _result(
         verifier=verifier_name,
         gpu_transcripts=tuple(evidence.gpu_transcripts()),
     )
+
+
+def _gpu_claims(claims: dict[str, Any], verified: VerifiedDevice | None) -> dict[str, Any]:
+    """GPU claims plus what verification found about its measurements against signed RIMs."""
+    if verified is not None:
+        claims["rim_measurements"] = verified.measurements
+        claims["rim_versions_verified"] = list(verified.rim_versions)
+    return claims
 
 
 def _rejected(policy: Policy, failures: list[str], now: dt.datetime, digest: str) -> AttestationResult:

@@ -174,3 +174,18 @@ def test_far_future_fails() -> None:
     report, certs = go_sev_guest()
     _, failures = verify_snp_device(report, certs, opts(now=dt.datetime(2060, 1, 1, tzinfo=dt.UTC)))
     assert checks(failures) == {"amd.chain"} and any("has expired" in f for f in failures)
+
+
+def test_the_rsa_pss_rule_tells_amd_links_from_ecdsa_ones(tmp_path: object) -> None:
+    """Every real AMD link is RSASSA-PSS SHA-384; the rule refuses an ECDSA-signed certificate (a simulated
+    VCEK here), which is what it would see if anything but AMD's keys had signed a link."""
+    from cchet.attest.simulate import SimulatedAuthority
+    from cchet.attest.verify.snp import signed_rsa_pss_sha384
+
+    real = load_amd_certificates(
+        der_to_pem(fixture_path("virtee_sev/vcek_turin.der").read_bytes())
+        + fixture_path("virtee_sev/cert_chain_turin").read_bytes()
+    )
+    assert len(real) == 3 and all(signed_rsa_pss_sha384(c) for c in real)
+    authority = SimulatedAuthority.open(f"{tmp_path}/a")
+    assert not signed_rsa_pss_sha384(authority.issue_vcek((1, 2, 3, 4)))

@@ -30,7 +30,7 @@ from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
 from cchet.attest.verify.roots import AMD_INTERMEDIATES
 
-__all__ = ["SnpCheck", "check_amd_chain", "check_snp", "product_stepping", "snp_product"]
+__all__ = ["SnpCheck", "check_amd_chain", "check_snp", "product_stepping", "signed_rsa_pss_sha384", "snp_product"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def snp_product(report: SnpReport, leaf: x509.Certificate | None) -> str | None:
     return None
 
 
-def _pss_sha384(cert: x509.Certificate) -> bool:
+def signed_rsa_pss_sha384(cert: x509.Certificate) -> bool:
+    """Whether the certificate is signed RSASSA-PSS with SHA-384, as every link of an AMD chain is."""
     params = cert.signature_algorithm_parameters
     return isinstance(params, padding.PSS) and isinstance(cert.signature_hash_algorithm, hashes.SHA384)
 
@@ -73,7 +74,7 @@ def check_amd_chain(
     anchor, failures = verify_chain(certs, anchors, now, what="snp.vcek_chain", check="amd.chain")
     if anchor is not None and not anchor.simulated:
         for i, cert in enumerate(certs):
-            if not _pss_sha384(cert):
+            if not signed_rsa_pss_sha384(cert):
                 failures.append(Failure("amd.chain", f"snp.vcek_chain: certificate {i} is not signed RSA-PSS SHA-384"))
         if len(certs) == 3:
             issued_for = AMD_INTERMEDIATES.get(der_sha256(certs[1]))
