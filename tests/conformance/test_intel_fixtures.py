@@ -205,3 +205,28 @@ def test_the_pinned_root_is_the_fixture_root() -> None:
     import hashlib
 
     assert hashlib.sha256(fixture_path("dcap_qvl/TrustedRootCA.der").read_bytes()).hexdigest() == INTEL_SGX_ROOT.sha256
+
+
+def test_appraise_accepts_a_real_quote_under_default_options() -> None:
+    """The key broker's path: cchet.appraise with default options (pinned roots, the real verifier)."""
+    from cchet.attest import appraise
+    from cchet.attest.evidence import CompositeEvidence, CpuEvidence
+    from cchet.attest.policy import Policy
+
+    q = quote_of("dcap_qvl/tdx_quote")
+    mrtd = q.body.mr_td.hex()  # type: ignore[union-attr]
+    evidence = CompositeEvidence(CpuEvidence(q))
+    opts = options(at(2025, 7, 19, 10, 0, 34), fixture_json("dcap_qvl/tdx_quote_collateral.json"))
+    policy = Policy(tee_kinds=("tdx",), mrtd=(mrtd,), require_binding=False)
+    result = appraise(evidence, policy, nonce=None, binding=None, options=opts)
+    assert result.accepted and not result.simulated and result.verifier == "cchet-vendor-verifier", result.reasons
+    assert result.device("cpu").claims["tcb_status"] == "UpToDate"
+    sgx = CompositeEvidence(CpuEvidence(quote_of("dcap_qvl/sgx_quote")))
+    result = appraise(
+        sgx,
+        Policy(tee_kinds=("sgx",), measurements="any", require_binding=False),
+        nonce=None,
+        binding=None,
+        options=options(at(2025, 7, 19, 10, 1, 17), fixture_json("dcap_qvl/sgx_quote_collateral.json")),
+    )
+    assert not result.accepted and {v.rule for v in result.violations} == {"min_tcb_status", "accepted_advisories"}
