@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
-import re
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -34,7 +33,8 @@ __all__ = [
 ]
 
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_END = b"-----END CERTIFICATE-----"
 
 
 def _decoded(data: bytes, field: str) -> x509.Certificate:
@@ -56,7 +56,7 @@ def _decoded(data: bytes, field: str) -> x509.Certificate:
 def certificates(pem: bytes) -> tuple[x509.Certificate, ...]:
     """The certificates of PEM text, in order; raises :class:`~cchet.errors.EvidenceFormatError` when there
     are none or one does not decode."""
-    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(pem)]
+    blocks = [part[part.index(_BEGIN) :] + _END for part in pem.split(_END)[:-1] if _BEGIN in part]
     if not blocks:
         raise EvidenceFormatError("no PEM certificate found", offset=0, field="certificates")
     return tuple(_decoded(b, f"certificate[{i}]") for i, b in enumerate(blocks))
