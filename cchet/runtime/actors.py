@@ -25,7 +25,7 @@ from typing import Any
 from cchet.runtime.digest import class_digest, function_digest
 from cchet.runtime.envelope import seal_call
 from cchet.runtime.options import ACTOR_RAY_OPTIONS, TaskOptions
-from cchet.runtime.remote import placement_options
+from cchet.runtime.remote import prepare_call
 from cchet.runtime.sealedref import Descriptor, SealedRef
 
 __all__ = ["ActorClass", "ActorHandle"]
@@ -158,26 +158,12 @@ class ActorClass:
         """Start the actor on a qualifying attested node; ``PlacementError`` at once when none qualifies."""
         import ray
 
-        from cchet.runtime.session import current, require_placement
-
-        session = current()
-        opts = self._options
-        nodes = require_placement(opts.tee, opts.gpu)
-        out_key = session.key_for_policy(opts.policy)
         actor_id = os.urandom(16).hex()
-        sealed = seal_call(
-            session_id=session.session_id,
-            function_digest=self._digest,
-            job_key=session.job_key,
-            output_key=out_key,
-            args=args,
-            kwargs=kwargs,
-            extra_key_ids=opts.keys,
-            binding={"actor_id": actor_id},
+        session, sealed, out_key, ray_options = prepare_call(
+            self._options, self._digest, args, kwargs, {"actor_id": actor_id}
         )
         if self._ray_cls is None:
             self._ray_cls = ray.remote(_actor_class_for(self._cls))
-        ray_options = placement_options(session, opts, nodes, sealed.key_ids)
         handle = self._ray_cls.options(**ray_options).remote(sealed.meta, sealed.envelope, *sealed.payloads)
         ready = Descriptor(session.session_id, self._digest, sealed.call_id, 0, out_key.key_id)
         return ActorHandle(

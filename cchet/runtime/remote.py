@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cchet.runtime.digest import function_digest
-from cchet.runtime.envelope import seal_call
+from cchet.runtime.envelope import SealedCall, seal_call
 from cchet.runtime.options import ACTOR_RAY_OPTIONS, RAY_OPTIONS, TaskOptions, validate_options
 from cchet.runtime.sealedref import Descriptor, SealedRef
 
@@ -70,28 +70,41 @@ class RemoteFunction:
 
         Raises :class:`~cchet.PlacementError` at once when no attested node qualifies.
         """
-        from cchet.runtime.session import current, require_placement
-
-        session = current()
-        opts = self._options
-        nodes = require_placement(opts.tee, opts.gpu)
-        out_key = session.key_for_policy(opts.policy)
-        sealed = seal_call(
-            session_id=session.session_id,
-            function_digest=self._digest,
-            job_key=session.job_key,
-            output_key=out_key,
-            args=args,
-            kwargs=kwargs,
-            extra_key_ids=opts.keys,
-        )
-        ray_options = placement_options(session, opts, nodes, sealed.key_ids)
+        session, sealed, out_key, ray_options = prepare_call(self._options, self._digest, args, kwargs)
         max_calls = ray_options.pop("max_calls", None)
         if ray_options.get("num_gpus") and max_calls is None:
             max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
         ray_fn = self._ray_function(max_calls).options(**ray_options)
         ref = ray_fn.remote(sealed.meta, sealed.envelope, *sealed.payloads)
         return SealedRef(ref, Descriptor(session.session_id, self._digest, sealed.call_id, 0, out_key.key_id))
+
+
+def prepare_call(
+    opts: TaskOptions,
+    digest: bytes,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    binding: dict[str, Any] | None = None,
+) -> tuple[Any, SealedCall, Any, dict[str, Any]]:
+    """What every confidential submission does first: find qualifying nodes (``PlacementError`` at once when
+    there are none), pick the output key for the call's policy, seal the call, and build Ray's options.
+    Returns (session, sealed call, output key, Ray options)."""
+    from cchet.runtime.session import current, require_placement
+
+    session = current()
+    nodes = require_placement(opts.tee, opts.gpu)
+    out_key = session.key_for_policy(opts.policy)
+    sealed = seal_call(
+        session_id=session.session_id,
+        function_digest=digest,
+        job_key=session.job_key,
+        output_key=out_key,
+        args=args,
+        kwargs=kwargs,
+        extra_key_ids=opts.keys,
+        binding=binding,
+    )
+    return session, sealed, out_key, placement_options(session, opts, nodes, sealed.key_ids)
 
 
 def placement_options(session: Any, opts: TaskOptions, nodes: list[str], key_ids: frozenset[bytes]) -> dict[str, Any]:
