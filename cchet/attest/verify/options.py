@@ -94,9 +94,10 @@ def pinned_anchors() -> tuple[TrustAnchor, ...]:
 
 
 class CollateralProvider(Protocol):
-    """Where verification finds what the evidence does not carry. Each method returns None when it has
-    nothing; implementations (:class:`cchet.attest.collateral.CollateralSource`) try the evidence's own
-    data first, then a local cache, then an injected fetcher, and never read the clock themselves."""
+    """Where verification finds what the evidence does not carry (the verifier uses the evidence's own
+    certificates first). Each method returns None when it has nothing; implementations
+    (:class:`cchet.attest.collateral.CollateralSource`) try a local cache, then an injected fetcher, and
+    never read the clock themselves: ``now`` only decides whether cached collateral is still current."""
 
     def intel(self, quote: Quote, now: dt.datetime) -> Mapping[str, str] | None:
         """dcap-qvl ``QuoteCollateralV3`` JSON fields for the quote's FMSPC and TEE type."""
@@ -175,8 +176,8 @@ def default_options(
     (:class:`~cchet.attest.verify.vendor.VendorVerifier`) and collateral from the evidence, then the local
     collateral cache (``cchet collateral fetch`` fills it; ``$CCHET_COLLATERAL_DIR`` or
     ``~/.cache/cchet/collateral``). No fetcher is configured, so nothing here reaches the network: pass a
-    :class:`~cchet.attest.collateral.CollateralSource` with a fetcher for that. Simulated roots are never
-    trusted here (:func:`cchet.attest.simulate.simulation_options` does that).
+    :class:`~cchet.attest.collateral.CollateralSource` with a fetcher for that. Unless ``anchors`` are
+    given, no simulated root is trusted (:func:`cchet.attest.simulate.simulation_options` passes them).
     """
     from cchet.attest.collateral.source import CollateralSource
     from cchet.attest.verify.vendor import VendorVerifier
