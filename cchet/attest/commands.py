@@ -95,6 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fetch.add_argument("--intel-root-crl", help="Intel SGX root CRL URL")
     fetch.add_argument("--amd-kds", help="AMD KDS base URL")
     fetch.add_argument("--nvidia-rim", help="NVIDIA RIM service base URL")
+    fetch.add_argument("--at", help="refetch what is no longer current at this time (default now)")
     fetch.set_defaults(run=_collateral_fetch)
     status = actions.add_parser("status", help="list cached collateral and what expires soon")
     status.add_argument("--cache", type=Path)
@@ -344,7 +345,11 @@ def _collateral_fetch(args: argparse.Namespace) -> int:
     )
     cache = _cache(args.cache)
     source = CollateralSource(cache, UrllibFetcher(), urls)
-    now = dt.datetime.now(dt.UTC)
+    try:
+        now = _time(args.at) or dt.datetime.now(dt.UTC)
+    except ValueError as e:
+        print(f"cchet collateral fetch: error: {e}", file=sys.stderr)
+        return _USAGE
     options = default_options(now=now, collateral=source)
     certs = _read_certs(args.certs)
     missing = 0
