@@ -340,3 +340,14 @@ def test_the_docs_table_lists_every_check_with_its_error_and_test() -> None:
 
 def test_docs_path_exists() -> None:
     assert Path(REPO / "docs" / "verification-checks.md").is_file()
+
+
+def test_a_rim_for_another_chip_fails_rim_version(world: World) -> None:
+    report, certs = simulate_spdm_report(world.authority, nonce=bytes(32))
+    m = report.measurements()
+    driver = simulate_rim(
+        world.rim_signer, version=SIM_DRIVER_VERSION, measurements={i: m[i + 1] for i in range(32)}, product="GB100"
+    )
+    vbios = _rims(world, report)[1]
+    _, failures = verify_gpu_device(report, certs, world.options(rims=(driver, vbios)))
+    assert failed(failures) == {"nvidia.rim_version"} and "GB100" in failures[0]

@@ -71,7 +71,11 @@ _ALL = (
     Check("nvidia.nonce", NonceMismatchError, "the SPDM request nonce equals the expected nonce"),
     Check("nvidia.rim_signature", SignatureError, "RIM XMLDSig signature"),
     Check("nvidia.rim_chain", CertificateChainError, "RIM signing chain to the pinned NVIDIA RIM root"),
-    Check("nvidia.rim_version", MeasurementMismatchError, "RIM is for the report's driver / VBIOS version"),
+    Check(
+        "nvidia.rim_version",
+        MeasurementMismatchError,
+        "RIM is for the device's chip and the report's driver / VBIOS version",
+    ),
     Check("nvidia.measurements", MeasurementMismatchError, "every active RIM measurement matches the report"),
 )
 

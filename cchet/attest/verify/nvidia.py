@@ -36,7 +36,7 @@ def verify_gpu_device(
     """The verified GPU device (``gpu<index>``) and every failure. A RIM that is unavailable leaves the
     measurements ``not compared`` (no failure: appraisal decides); one that does not verify, or differs, is a
     failure. Raises :class:`~cchet.errors.EvidenceFormatError` when the certificates do not decode."""
-    from cchet.attest.claims import gpu_rim_ids
+    from cchet.attest.claims import gpu_chip, gpu_rim_ids
     from cchet.attest.evidence import GpuEvidence
 
     now = options.now()
@@ -45,7 +45,8 @@ def verify_gpu_device(
         report, certificates, options.anchors_for("nvidia"), now, what=what, expected_nonce=expected_nonce
     )
     failures = list(check.failures)
-    ids = gpu_rim_ids(GpuEvidence(index, report, certificates))
+    gpu = GpuEvidence(index, report, certificates)
+    ids = gpu_rim_ids(gpu)
     driver_id = next((i for i in ids if i.startswith("NV_GPU_DRIVER_")), None)
     vbios_id = next((i for i in ids if i.startswith("NV_GPU_VBIOS_")), None)
     rims = check_rims(
@@ -55,6 +56,7 @@ def verify_gpu_device(
         options.anchors_for("nvidia-rim"),
         now,
         what=what,
+        chip=gpu_chip(gpu),
     )
     failures.extend(rims.failures)
     anchor = check.anchor

@@ -3,7 +3,8 @@
 A RIM is trusted when its enveloped XMLDSig verifies (checked by ``signxml``; cchet does not implement
 XMLDSig) with the first certificate of its KeyInfo, and that certificate chains, valid now, to the pinned
 NVIDIA RIM root. Only the XML the signature covers is read afterwards. A RIM then applies to a report when
-its ``colloquialVersion`` equals the report's driver version (driver RIM) or VBIOS version (VBIOS RIM);
+its ``colloquialVersion`` equals the report's driver version (driver RIM) or VBIOS version (VBIOS RIM)
+and its product is the device's chip;
 every active measurement index ``i`` of the RIM must equal one of its alternatives in SPDM measurement block
 ``i + 1``, and no index may be claimed by both RIMs.
 
@@ -141,8 +142,10 @@ def check_rims(
     now: dt.datetime,
     *,
     what: str,
+    chip: str | None = None,
 ) -> RimCheck:
-    """Verifies the driver and VBIOS RIMs given and compares the report's measurements with them."""
+    """Verifies the driver and VBIOS RIMs given and compares the report's measurements with them. ``chip``
+    (``GH100``, ``GB100``: the device leaf's) must be each RIM's product when known."""
     failures: list[str] = []
     rims: list[Rim] = []
     versions = []
@@ -160,6 +163,11 @@ def check_rims(
         if want is None or rim.version.lower() != want.lower():
             failures.append(
                 Failure("nvidia.rim_version", f"{what}: {kind} RIM is for version {rim.version}, the report has {want}")
+            )
+            continue
+        if chip is not None and rim.product and rim.product != chip:
+            failures.append(
+                Failure("nvidia.rim_version", f"{what}: {kind} RIM is for {rim.product}, the device is a {chip}")
             )
             continue
         rims.append(rim)
