@@ -10,14 +10,38 @@ simulated roots only. Per-device entry points: :func:`~cchet.attest.verify.intel
 :func:`~cchet.attest.verify.amd.verify_snp_device`, :func:`~cchet.attest.verify.nvidia.verify_gpu_device`.
 """
 
-from cchet.attest.verify.options import TrustAnchor, Verifier, VerifyOptions, default_options
+from typing import TYPE_CHECKING, Any
+
+from cchet.attest.verify.options import (
+    CollateralProvider,
+    TrustAnchor,
+    Verifier,
+    VerifyOptions,
+    default_options,
+    pinned_anchors,
+)
 from cchet.attest.verify.verified import VerifiedDevice, VerifiedEvidence
 
+if TYPE_CHECKING:
+    from cchet.attest.verify.vendor import VendorVerifier as VendorVerifier
+
 __all__ = [
+    "CollateralProvider",
     "TrustAnchor",
+    "VendorVerifier",
     "VerifiedDevice",
     "VerifiedEvidence",
     "Verifier",
     "VerifyOptions",
     "default_options",
+    "pinned_anchors",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``VendorVerifier`` loads on first use: it imports the parsers and x509 handling."""
+    if name == "VendorVerifier":
+        from cchet.attest.verify.vendor import VendorVerifier
+
+        return VendorVerifier
+    raise AttributeError(f"module 'cchet.attest.verify' has no attribute {name!r}")
