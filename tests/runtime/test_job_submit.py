@@ -115,6 +115,7 @@ def owner(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]]:
         url = re.search(r"serving (\S+)", banner)
         broker_id = re.search(r"workers\): ([0-9a-f]{64})", banner)
         assert url and broker_id, banner
+        assert f"broker id: {broker_id.group(1)}" in _cchet(env, "broker", "id", "--state", state)  # as the README
         yield {
             "env": env,
             "url": url.group(1),
