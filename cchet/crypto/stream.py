@@ -35,9 +35,17 @@ def _write_all(sink: BinaryIO, data: memoryview) -> None:
 
 
 def _read_exact(source: BinaryIO, n: int, into: memoryview) -> int:
-    """Read up to ``n`` bytes into ``into``; fewer only at end of stream."""
+    """Read up to ``n`` bytes into ``into`` (straight into it when the source has ``readinto``); fewer only
+    at end of stream."""
     got = 0
+    readinto = getattr(source, "readinto", None)
     while got < n:
+        if readinto is not None:
+            count = readinto(into[got:n])
+            if not count:
+                break
+            got += count
+            continue
         chunk = source.read(n - got)
         if not chunk:
             break

@@ -116,7 +116,7 @@ def test_ten_gib_stream_passes_through_in_bounded_memory() -> None:
         import cchet
         key = cchet.DataKey.generate()
         total = 10 << 30
-        block = os.urandom(1 << 20)
+        block = memoryview(os.urandom(1 << 20))
         r_fd, w_fd = os.pipe()
         def produce():
             with open(w_fd, "wb", buffering=0) as sink, cchet.SealWriter(key, sink) as w:
