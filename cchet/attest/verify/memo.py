@@ -24,6 +24,7 @@ __all__ = [
     "certificates",
     "clear",
     "crl",
+    "crl_issuer",
     "crl_issuer_problem",
     "crl_lists",
     "fingerprint",
@@ -86,11 +87,17 @@ def crl(data: bytes | str) -> x509.CertificateRevocationList:
     return decode_crl(data.encode() if isinstance(data, str) else bytes(data))
 
 
+@functools.lru_cache(maxsize=256)
+def crl_issuer(data: bytes | str) -> x509.Name:
+    """The CRL's issuer name (building it is the slow part of comparing it)."""
+    return crl(data).issuer
+
+
 @functools.lru_cache(maxsize=1024)
 def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | None:
     """None when ``issuer`` is the CRL's issuer (name) and signed it (key), else what is wrong."""
     parsed = crl(data)
-    if parsed.issuer != issuer.subject:
+    if crl_issuer(data) != issuer.subject:
         return f"issued by {parsed.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}"
     try:
         valid = parsed.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
@@ -102,10 +109,8 @@ def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | Non
 @functools.lru_cache(maxsize=4096)
 def crl_lists(data: bytes | str, cert: x509.Certificate) -> bool:
     """Whether the CRL was issued under ``cert``'s issuer name and lists its serial number."""
-    parsed = crl(data)
-    return (
-        parsed.issuer == cert.issuer and parsed.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-    )
+    listed = crl(data).get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    return listed and crl_issuer(data) == cert.issuer
 
 
 @functools.lru_cache(maxsize=4096)
@@ -145,6 +150,16 @@ def pck_extensions(cert: x509.Certificate) -> PckExtensions:
 
 def clear() -> None:
     """Empties every cache of this module."""
-    for fn in (certificates, certificate, issued_by, pck_extensions, crl, crl_issuer_problem, crl_lists, fingerprint):
+    for fn in (
+        certificates,
+        certificate,
+        issued_by,
+        pck_extensions,
+        crl,
+        crl_issuer,
+        crl_issuer_problem,
+        crl_lists,
+        fingerprint,
+    ):
         fn.cache_clear()
     _VALID.clear()
