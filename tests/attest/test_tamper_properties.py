@@ -107,3 +107,64 @@ def test_the_verification_time_matters(authority: SimulatedAuthority) -> None:
     )
     failures = verify_quote_device(quote, later)[1]
     assert {getattr(f, "check", "") for f in failures} >= {"intel.tcb_info_validity", "intel.crl"}
+
+
+# pck_crl_issuer_chain is not read: the PCK CRL is checked against the PCK CA of the quote's own (verified)
+# chain, and the root CRL against the root.
+COLLATERAL_FIELDS = (
+    "root_ca_crl",
+    "pck_crl",
+    "tcb_info_issuer_chain",
+    "tcb_info",
+    "tcb_info_signature",
+    "qe_identity_issuer_chain",
+    "qe_identity",
+    "qe_identity_signature",
+)
+JUNK = st.one_of(
+    st.just(""),
+    st.just("{}"),
+    st.just("[]"),
+    st.just("null"),
+    st.text(max_size=40),
+    st.just('{"tcbLevels": [{"tcb": {}}]}'),
+    st.just("zz"),
+)
+
+
+@SETTINGS
+@given(field=st.sampled_from(COLLATERAL_FIELDS), junk=JUNK)
+def test_malformed_collateral_is_a_failure_never_a_crash(authority: SimulatedAuthority, field: str, junk: str) -> None:
+    quote = simulate_tdx_quote(authority, report_data=bytes(64))
+    collateral = dict(simulated_collateral(authority, quote, now=NOW))
+    collateral[field] = junk
+    failures = verify_quote_device(quote, _options(authority, collateral))[1]
+    assert failures and all(getattr(f, "check", None) for f in failures)
+
+
+@SETTINGS
+@given(
+    level=st.dictionaries(
+        st.sampled_from(["tcb", "tcbStatus", "advisoryIDs", "tcbDate"]),
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.text(max_size=5),
+            st.just({"sgxtcbcomponents": [{"svn": 1}] * 3, "pcesvn": "x"}),
+        ),
+    )
+)
+def test_malformed_tcb_levels_are_failures(authority: SimulatedAuthority, level: dict[str, object]) -> None:
+    import json
+
+    from cchet.attest.rawsig import raw_from_der
+
+    quote = simulate_tdx_quote(authority, report_data=bytes(64))
+    collateral = dict(simulated_collateral(authority, quote, now=NOW))
+    tcb_info = json.loads(collateral["tcb_info"])
+    tcb_info["tcbLevels"] = [level]
+    text = json.dumps(tcb_info)
+    collateral["tcb_info"] = text
+    collateral["tcb_info_signature"] = raw_from_der(authority.sign("intel_tcb_signing", text.encode()), 32).hex()
+    failures = verify_quote_device(quote, _options(authority, collateral))[1]
+    assert failures and all(getattr(f, "check", None) for f in failures)
