@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from cchet.broker.messages import ProtocolError
 from cchet.broker.server import BrokerServer
 from cchet.broker.transport import HttpTransport, InProcessTransport, Transport
 from cchet.crypto.keyfile import read_key_file
+from tests.broker_service import broker_serve
 
 
 class Recording:
@@ -76,24 +76,18 @@ def _concurrent(broker: KeyBroker, transport: Transport, authority: SimulatedAut
     assert len(recording.nonces) == n and len(set(recording.nonces)) == n, "no nonce served twice"
 
 
-def test_32_concurrent_clients_in_process(
-    make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority
-) -> None:
+def test_32_concurrent_clients_in_process(make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority) -> None:
     broker = make_broker(audit_log=None)
     _concurrent(broker, InProcessTransport(broker), authority)
 
 
-def test_32_concurrent_clients_over_http(
-    make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority
-) -> None:
+def test_32_concurrent_clients_over_http(make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority) -> None:
     broker = make_broker(audit_log=None)
     with BrokerServer(broker) as server:
         _concurrent(broker, HttpTransport(server.url), authority)
 
 
-def test_http_errors_are_clear(
-    make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
-) -> None:
+def test_http_errors_are_clear(make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]) -> None:
     broker = make_broker()
     with BrokerServer(broker) as server:
         request = urllib.request.Request(f"{server.url}/v1/challenge", data=b"{not json", method="POST")
@@ -118,9 +112,7 @@ def test_http_errors_are_clear(
         st.none() | st.integers() | st.text(max_size=30) | st.lists(st.integers(), max_size=4),
     )
 )
-def test_fuzzed_release_messages_never_crash(
-    make_broker: Callable[..., KeyBroker], message: dict[str, Any]
-) -> None:
+def test_fuzzed_release_messages_never_crash(make_broker: Callable[..., KeyBroker], message: dict[str, Any]) -> None:
     b = _FUZZ_BROKER.setdefault("b", make_broker(audit_log=None))
     try:
         answer = b.release(message)
@@ -180,9 +172,7 @@ def test_crash_between_fsync_and_rename_loses_nothing(
     )
     assert out.returncode == -signal.SIGKILL, out.stderr
     assert "not reached" not in out.stdout
-    assert any(p.name.endswith(".tmp") for p in state.iterdir()), (
-        "the crash left the unrenamed temporary file"
-    )
+    assert any(p.name.endswith(".tmp") for p in state.iterdir()), "the crash left the unrenamed temporary file"
     broker = make_broker(state_dir=state)
     assert len(broker.keys) == 1, "the key released before the crash is there, the unacknowledged one is not"
     key_id = bytes.fromhex((tmp_path / "key_id").read_text())
@@ -201,34 +191,17 @@ def test_cchet_broker_serve(tmp_path: Path, authority: SimulatedAuthority) -> No
         check=True,
         capture_output=True,
     )
-    proc = subprocess.Popen(
-        [
-            exe,
-            "broker",
-            "serve",
-            "--state",
-            state,
-            "--policy",
-            policy,
-            "--port",
-            "0",
-            "--audit-log",
-            tmp_path / "audit.jsonl",
-            "--simulation-keys",
-            authority.key_dir,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        head = "".join(proc.stdout.readline() for _ in range(2))
-        url = re.search(r"serving (\S+)", head).group(1)  # type: ignore[union-attr]
-        broker_id = bytes.fromhex(re.search(r"pin this on workers\): ([0-9a-f]+)", head).group(1))  # type: ignore[union-attr]
+    served = broker_serve(
+        "--state", state, "--policy", policy, "--audit-log", tmp_path / "audit.jsonl",
+        "--simulation-keys", authority.key_dir,
+    )  # fmt: skip
+    with served as broker:
         key = read_key_file(tmp_path / "k.key")
         client = BrokerClient(
-            HttpTransport(url), broker_id=broker_id, attester=SimulatedAttester(authority, "snp"), node_id="n"
+            HttpTransport(broker.url),
+            broker_id=bytes.fromhex(broker.broker_id),
+            attester=SimulatedAttester(authority, "snp"),
+            node_id="n",
         )
         assert client.keys([key.key_id], function="f")[key.key_id] == key
         with pytest.raises(KeyReleaseDenied, match="unknown key id"):
@@ -240,16 +213,9 @@ def test_cchet_broker_serve(tmp_path: Path, authority: SimulatedAuthority) -> No
             check=False,
         )
         assert verify.returncode == 0 and "6 records" in verify.stdout, verify
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    stderr = proc.stderr.read() if proc.stderr else ""
-    assert "SIMULATED" in stderr
-    assert (
-        base64.b64encode(cchet.hazmat.data_key_bytes(key)).decode()
-        not in (tmp_path / "audit.jsonl").read_text()
-    )
+    assert broker.proc.returncode == 0, broker.stderr
+    assert "SIMULATED" in broker.stderr
+    assert base64.b64encode(cchet.hazmat.data_key_bytes(key)).decode() not in (tmp_path / "audit.jsonl").read_text()
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -278,9 +244,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 

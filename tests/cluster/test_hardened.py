@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from cchet.attest.simulate.authority import SimulatedAuthority
+from tests.broker_service import broker_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -92,7 +92,6 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
 
 def test_only_attested_nodes_join(world: dict[str, object], tmp_path: Path) -> None:
     env: dict[str, str] = world["env"]  # type: ignore[assignment]
-    procs: Processes = world["procs"]  # type: ignore[assignment]
     state, policy, owner = tmp_path / "state", tmp_path / "policy.toml", tmp_path / "owner"
     policy.write_text('name = "cluster"\nallow_simulation = true\n')
     subprocess.run(
@@ -112,32 +111,17 @@ def test_only_attested_nodes_join(world: dict[str, object], tmp_path: Path) -> N
         check=True,
         capture_output=True,
     )
-    broker_log = tmp_path / "broker.log"
-    procs.start(
-        [
-            BIN / "cchet",
-            "broker",
-            "serve",
-            "--state",
-            state,
-            "--port",
-            "0",
-            "--policy",
-            policy,
-            "--audit-log",
-            tmp_path / "audit.jsonl",
-            "--simulation-keys",
-            world["sim"],
-        ],
-        env,
-        broker_log,
-    )
-    deadline = time.time() + 30
-    while "pin this" not in broker_log.read_text() and time.time() < deadline:
-        time.sleep(0.2)
-    text = broker_log.read_text()
-    url = re.search(r"serving (\S+)", text).group(1)  # type: ignore[union-attr]
-    broker_id = re.search(r"workers\): ([0-9a-f]+)", text).group(1)  # type: ignore[union-attr]
+    served = broker_serve(
+        "--state", state, "--policy", policy, "--audit-log", tmp_path / "audit.jsonl",
+        "--simulation-keys", world["sim"], env=env,
+    )  # fmt: skip
+    with served as broker:
+        _join_and_check(world, tmp_path, broker.url, broker.broker_id, owner)
+
+
+def _join_and_check(world: dict[str, object], tmp_path: Path, url: str, broker_id: str, owner: Path) -> None:
+    env: dict[str, str] = world["env"]  # type: ignore[assignment]
+    procs: Processes = world["procs"]  # type: ignore[assignment]
     port = _free_port()
     node_env = env | {"CCHET_SIMULATE": "tdx", "CCHET_SIM_KEY_DIR": str(world["sim"])}
     join = [BIN / "cchet", "start", "--broker", url, "--broker-id", broker_id, "--"]

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.broker_service import broker_serve
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -101,32 +102,20 @@ def owner(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]]:
     job_key = tmp_path / "job.key"
     _cchet(env, "broker", "key", "add", "--state", state, "--policy", policy, "--kind", "job", "--out", job_key)
     audit = tmp_path / "audit.jsonl"
-    serve = subprocess.Popen(
-        _argv(BIN / "cchet", "broker", "serve", "--state", state, "--policy", policy, "--audit-log", audit)
-        + _argv("--port", 0, "--simulation-keys", env["CCHET_SIM_KEY_DIR"]),
+    served = broker_serve(
+        "--state", state, "--policy", policy, "--audit-log", audit, "--simulation-keys", env["CCHET_SIM_KEY_DIR"],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert serve.stdout is not None
-        banner = serve.stdout.readline() + serve.stdout.readline()
-        url = re.search(r"serving (\S+)", banner)
-        broker_id = re.search(r"workers\): ([0-9a-f]{64})", banner)
-        assert url and broker_id, banner
-        assert f"broker id: {broker_id.group(1)}" in _cchet(env, "broker", "id", "--state", state)  # as the README
+    )  # fmt: skip
+    with served as broker:
+        assert f"broker id: {broker.broker_id}" in _cchet(env, "broker", "id", "--state", state)  # as the README
         yield {
             "env": env,
-            "url": url.group(1),
-            "broker_id": broker_id.group(1),
+            "url": broker.url,
+            "broker_id": broker.broker_id,
             "job_key": str(job_key),
             "state": state,
             "audit": audit,
         }
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=30)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 import cchet
 from cchet import IntegrityError, Policy
 from cchet.runtime.sealedref import SealedRef
+from tests.broker_service import broker_serve
 
 
 @cchet.remote(gpu="cc", num_gpus=1)
@@ -107,8 +108,6 @@ def test_no_tee_and_no_simulation_raises_placement_error_with_the_fix(session_fa
 
 def test_a_standalone_broker(session_factory: Any, tmp_path: Path) -> None:
     """cchet broker serve on the owner's side; the driver names it, pins its id and uses a job key made there."""
-    import re
-    import signal
     import subprocess
     import sys
 
@@ -135,31 +134,12 @@ def test_a_standalone_broker(session_factory: Any, tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    serve = subprocess.Popen(
-        [
-            exe,
-            "broker",
-            "serve",
-            "--state",
-            state,
-            "--port",
-            "0",
-            "--policy",
-            policy,
-            "--audit-log",
-            tmp_path / "broker-audit.jsonl",
-            "--simulation-keys",
-            default_key_dir(),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert serve.stdout is not None
-        head = serve.stdout.readline() + serve.stdout.readline()
-        url = re.search(r"serving (\S+)", head).group(1)  # type: ignore[union-attr]
-        broker_id = re.search(r"workers\): ([0-9a-f]+)", head).group(1)  # type: ignore[union-attr]
+    served = broker_serve(
+        "--state", state, "--policy", policy, "--audit-log", tmp_path / "broker-audit.jsonl",
+        "--simulation-keys", default_key_dir(),
+    )  # fmt: skip
+    with served as broker:
+        url, broker_id = broker.url, broker.broker_id
         with pytest.raises(cchet.CchetError, match="job key"):
             cchet.init(simulate="tdx", broker=url, broker_id=broker_id)
         session = session_factory(
@@ -171,6 +151,3 @@ def test_a_standalone_broker(session_factory: Any, tmp_path: Path) -> None:
             record.options(policy=Policy(name="x", allow_simulation=True)).remote(str(tmp_path / "m"), 1)
         events = [json.loads(line)["event"] for line in (tmp_path / "broker-audit.jsonl").read_text().splitlines()]
         assert "release" in events
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=30)
