@@ -60,13 +60,21 @@ def certificates(pem: bytes) -> tuple[x509.Certificate, ...]:
     blocks = [part[part.index(_BEGIN) :] + _END for part in pem.split(_END)[:-1] if _BEGIN in part]
     if not blocks:
         raise EvidenceFormatError("no PEM certificate found", offset=0, field="certificates")
-    return tuple(_decoded(b, f"certificate[{i}]") for i, b in enumerate(blocks))
+    return tuple(certificate(b, f"certificate[{i}]") for i, b in enumerate(blocks))
 
 
 @functools.lru_cache(maxsize=1024)
+def _certificate(data: bytes) -> x509.Certificate:
+    return _decoded(data, "certificate")
+
+
 def certificate(data: bytes, field: str = "certificate") -> x509.Certificate:
-    """One DER or PEM certificate; raises :class:`~cchet.errors.EvidenceFormatError`."""
-    return _decoded(data, field)
+    """One DER or PEM certificate (memoised on its bytes); raises :class:`~cchet.errors.EvidenceFormatError`
+    naming ``field``."""
+    try:
+        return _certificate(data)
+    except EvidenceFormatError:
+        return _decoded(data, field)  # raises again, naming the field
 
 
 @functools.lru_cache(maxsize=4096)
@@ -152,7 +160,7 @@ def clear() -> None:
     """Empties every cache of this module."""
     for fn in (
         certificates,
-        certificate,
+        _certificate,
         issued_by,
         pck_extensions,
         crl,
