@@ -207,3 +207,25 @@ def test_ppcie_eight_gpus_verify() -> None:
         certs = base64.b64decode(item["certificate"])
         _, failures = verify_gpu_device(r, certs, opts(), index=i, expected_nonce=bytes.fromhex(item["nonce"]))
         assert failures == [], i
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nvidia_attestation_sdk/serialized_test_evidence/hopper_evidence.json",
+        "nvidia_attestation_sdk/serialized_test_evidence/multi_gpu_hopper.json",
+        "nvidia_attestation_sdk/serialized_test_evidence/hopper_evidence_cert_hold.json",
+        "nvidia_attestation_sdk/unit_testdata/evidence_hopper_590_12.json",
+    ],
+)
+def test_serialized_sdk_evidence_verifies_offline(name: str) -> None:
+    """Chain, signature, FWID and nonce verify. ``cert_hold`` is about the OCSP status of a certificate
+    (on hold), which needs NVIDIA's OCSP service: not judged offline."""
+    for i, item in enumerate(json.loads(fixture_path(name).read_text())):
+        r = formats.parse(base64.b64decode(item["evidence"]), "spdm")
+        assert isinstance(r, SpdmReport)
+        certs = base64.b64decode(item["certificate"])
+        _, failures = verify_gpu_device(r, certs, opts(), index=i, expected_nonce=bytes.fromhex(item["nonce"]))
+        assert failures == [], (name, i)
+        _, failures = verify_gpu_device(r, certs, opts(), index=i, expected_nonce=bytes(32))
+        assert checks(failures) == {"nvidia.nonce"}
