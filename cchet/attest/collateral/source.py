@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,7 +54,7 @@ class CollateralSource:
         """The per-user cache directory, no fetcher."""
         return cls(CollateralCache(default_cache_dir()))
 
-    def _lookup(self, kind: str, key: str, now: dt.datetime, fetch: object) -> bytes | None:
+    def _lookup(self, kind: str, key: str, now: dt.datetime, fetch: Callable[[], bytes]) -> bytes | None:
         cached = self.cache.get(kind, key) if self.cache else None
         if cached is not None:
             expires = expiry_of(kind, cached)
@@ -63,10 +63,9 @@ class CollateralSource:
         if self.fetcher is None:
             return None
         try:
-            data = fetch()  # type: ignore[operator]
+            data = fetch()
         except FetchError:
             return cached
-        assert isinstance(data, bytes)
         if self.cache is not None:
             self.cache.put(kind, key, data)
         return data
@@ -96,6 +95,8 @@ class CollateralSource:
         return json.dumps(doc, indent=1).encode()
 
     def intel(self, quote: Quote, now: dt.datetime) -> Mapping[str, str] | None:
+        """TCB info, QE identity, PCK CRL (of the quote's PCK CA) and root CRL for the quote's FMSPC and TEE,
+        as dcap-qvl collateral fields; None when neither the cache nor the fetcher has them."""
         key = intel_cache_key(quote)
         if key is None:
             return None
@@ -110,14 +111,17 @@ class CollateralSource:
         return doc if isinstance(doc, dict) else None
 
     def amd_chain(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        """KDS ``cert_chain`` of ``product``: ASK (``key="vcek"``) or ASVK (``"vlek"``), then ARK (PEM)."""
         url = self.urls.amd_chain(product, key)
         return self._lookup("amd-chain", f"{product}-{key}", now, lambda: self._get(url))
 
     def amd_crl(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        """KDS CRL of ``product``'s ARK (DER)."""
         url = self.urls.amd_crl(product, key)
         return self._lookup("amd-crl", f"{product}-{key}", now, lambda: self._get(url))
 
     def amd_vcek(self, report: SnpReport, product: str, now: dt.datetime) -> bytes | None:
+        """KDS VCEK (DER) for the report's chip id (8 bytes on Turin) and reported TCB."""
         t = report.tcb("reported")
         tcb = {"blSPL": t.bootloader, "teeSPL": t.tee, "snpSPL": t.snp, "ucodeSPL": t.microcode}
         hw_id = report.chip_id[:8] if product == "Turin" else report.chip_id
@@ -128,6 +132,7 @@ class CollateralSource:
         return self._lookup("amd-vcek", key, now, lambda: self._get(url))
 
     def nvidia_rim(self, rim_id: str, now: dt.datetime) -> bytes | None:
+        """The signed RIM (SWID XML) named ``rim_id`` (``NV_GPU_DRIVER_GH100_550.90.07``...)."""
         url = self.urls.nvidia_rim_url(rim_id)
         return self._lookup("nvidia-rim", rim_id, now, lambda: self._rim(url))
 
