@@ -1,7 +1,8 @@
 """Differential against dcap-qvl: the same quotes and collateral must get the same verdict, TCB status and
 advisory ids from cchet's verifier and ``dcap_qvl.verify_with_root_ca``.
 
-Cases: every Intel fixture with collateral (at its recorded time, and long after), plus simulator-signed
+Cases: every Intel fixture quote (with its collateral at its recorded time, and long after; quotes without
+collateral with the dcap-qvl TDX collateral), plus simulator-signed
 TDX and SGX quotes whose collateral has randomised TCB levels (SGX and TDX component SVNs, PCE SVN, status,
 advisories), QE identity levels and TDX module levels, seeded so each run sees the same cases. A verdict
 is ``ERR`` (either side refuses) or ``status + sorted advisories``.
@@ -73,6 +74,11 @@ FIXTURE_CASES = [
     ("dcap_qvl/sgx_quote", "dcap_qvl/sgx_quote_collateral.json", at(2053, 7, 1)),
     ("go_tdx_guest/tdx_prod_quote_SPR_E4.dat", "go:sample_tcbInfo_response", at(2023, 7, 1, 1)),
     ("go_tdx_guest/quote_v5_sample.dat", "go:sample_tcbinfo_response_v5", at(2026, 2, 3, 1)),
+    # quotes that come without collateral, judged with the dcap-qvl TDX collateral (same FMSPC B0C06F000000
+    # for the first two: their TEE_TCB_SVN 05.. matches no level; another FMSPC for the COS quote)
+    ("dcap_qvl/quote-from-tappd.hex", "dcap_qvl/tdx_quote_collateral.json", at(2025, 7, 19, 10, 0, 34)),
+    ("dcap_qvl/tdx-quote.hex", "dcap_qvl/tdx_quote_collateral.json", at(2025, 7, 19, 10, 0, 34)),
+    ("go_tdx_guest/ccel/cos-113-tdx-quote.dat", "dcap_qvl/tdx_quote_collateral.json", at(2025, 7, 19, 10, 0, 34)),
 ]
 
 
