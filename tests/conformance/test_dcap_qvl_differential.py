@@ -124,6 +124,7 @@ def _case(rng: random.Random, authority: SimulatedAuthority) -> tuple[Quote, dic
     if tdx:
         svn = bytearray(bytes.fromhex("04010200000000000000000000000000"))
         svn[0] = rng.randint(2, 6)
+        svn[1] = rng.choice((0, 1, 1))  # TDX module version: 0 is judged by the platform level alone
         svn[2] = rng.randint(1, 3)
         quote = simulate_tdx_quote(authority, report_data=bytes(64), tee_tcb_svn=bytes(svn))
     else:
