@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import sys
 import threading
 import time
@@ -143,6 +144,12 @@ def _simulated_policy(kinds: tuple[str, ...], key_dir: str) -> Policy:
     return reference_policy(evidence, name="simulated-" + "-".join(sorted(set(kinds))), allow_simulation=True)
 
 
+def _has_ray_token() -> bool:
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    candidates = [Path(path)] if path else [Path.home() / ".ray" / "auth_token"]
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or any(p.is_file() and p.stat().st_size for p in candidates)
+
+
 def _simulated_cluster(kinds: tuple[str, ...], key_dir: str, ray_init_kwargs: dict[str, Any]) -> Any:
     """A local multi-node Ray cluster, one SIMULATED TEE kind per node (the first is the head)."""
     import ray
@@ -160,6 +167,9 @@ def _simulated_cluster(kinds: tuple[str, ...], key_dir: str, ray_init_kwargs: di
             args["object_store_memory"] = ray_init_kwargs["object_store_memory"]
         return args
 
+    if os.environ.get("RAY_AUTH_MODE") == "token" and not _has_ray_token():
+        # ray.init makes a token when token auth is on; Cluster does not, so give this cluster one of its own
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     head = node_args(kinds[0])
     if "_temp_dir" in ray_init_kwargs:
         head["temp_dir"] = ray_init_kwargs["_temp_dir"]

@@ -107,7 +107,7 @@ def test_reader_refuses_use_after_a_failure() -> None:
 
 
 @pytest.mark.slow
-def test_ten_gib_stream_passes_through_in_bounded_memory() -> None:
+def test_ten_gib_stream_passes_through_in_bounded_memory(report: list[str]) -> None:
     """10 GiB sealed by a SealWriter into a pipe and opened by an UnsealReader on the other end, in a
     fresh process whose peak RSS must stay under 400 MiB."""
     script = textwrap.dedent(
@@ -143,4 +143,5 @@ def test_ten_gib_stream_passes_through_in_bounded_memory() -> None:
     )
     assert out.returncode == 0, out.stderr
     peak_mib = int(out.stdout.strip())
+    report.append(f"10 GiB through SealWriter -> pipe -> UnsealReader: peak RSS {peak_mib} MiB")
     assert peak_mib < 400, f"peak RSS {peak_mib} MiB"
