@@ -19,6 +19,7 @@ def test_result_document_is_complete() -> None:
         ("unseal", 2, "openssl"),
         ("seal", 1, "pycryptodome"),
         ("unseal", 1, "pycryptodome"),
+        ("raw-chunks", 2, "reference"),
     }
     for r in result["rows"]:
         assert r["ratio"] == pytest.approx(r["baseline_seconds"] / r["seconds"])
