@@ -1,8 +1,9 @@
 """Sealing one call: the call envelope, its inline arguments, and the descriptors of its sealed-ref arguments.
 
 :func:`seal_call` is everything the driver does to a call before Ray sees it; it needs no Ray. The envelope
-(context ``cchet/v1/call``) lists each argument slot: an inline argument sealed under its own ``arg``
-context, or a sealed ref given by the descriptor of the object it must be. ``meta`` is the only clear part:
+(context ``cchet/v1/call``) lists each argument slot: a small value held in the envelope itself, a large
+buffer sealed as its own argument under its ``arg`` context, or a sealed ref given by the descriptor of the
+object it must be. ``meta`` is the only clear part:
 ids a worker needs to find its keys and contexts (session id, call id, key ids), none of them secret.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from cchet.hazmat.keys import DataKey
 from cchet.runtime.contexts import Role, context
 from cchet.runtime.sealedref import SealedRef
-from cchet.runtime.values import SealedValue, seal_value
+from cchet.runtime.values import OUT_OF_BAND_BYTES, SealedValue, seal_value
 
 __all__ = ["SealedCall", "seal_call"]
 
@@ -28,6 +29,15 @@ class SealedCall:
     envelope: SealedValue
     payloads: list[Any]
     key_ids: frozenset[bytes]
+
+
+def _large(value: Any) -> bool:
+    """Buffers of 64 KiB or more travel as their own sealed argument (sealed from their memory, opened into
+    fresh memory without further copies); everything else rides inside the envelope."""
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes >= OUT_OF_BAND_BYTES
+    return isinstance(value, bytes | bytearray | memoryview) and len(value) >= OUT_OF_BAND_BYTES
 
 
 def seal_call(
@@ -57,6 +67,8 @@ def seal_call(
             payloads.append(value.ref)
             key_ids.add(value.descriptor.key_id)
             return {"kind": "ref", "payload": index, "descriptor": value.descriptor.to_json()}
+        if not _large(value):
+            return {"kind": "value", "value": value}  # small: inside the envelope itself
         payloads.append(seal_value(job_key, value, context(Role.ARG, session_id, function_digest, call_id, i)))
         return {"kind": "inline", "payload": index}
 

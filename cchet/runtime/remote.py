@@ -42,6 +42,7 @@ class RemoteFunction:
         self._options = options
         self._digest = function_digest(fn)
         self._ray_fns: dict[int | None, Any] = {}
+        self._ray_opts: dict[tuple[Any, ...], Any] = {}
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -65,6 +66,14 @@ class RemoteFunction:
             )
         return self._ray_fns[max_calls]
 
+    def _ray_options(self, max_calls: int | None, ray_options: dict[str, Any]) -> Any:
+        """``ray_fn.options(...)``, kept per distinct set of options (Ray validates them on every call)."""
+        signature = (max_calls, repr(sorted(ray_options.items())))
+        cached = self._ray_opts.get(signature)
+        if cached is None:
+            cached = self._ray_opts[signature] = self._ray_function(max_calls).options(**ray_options)
+        return cached
+
     def remote(self, *args: Any, **kwargs: Any) -> SealedRef:
         """Seal the call and submit it; returns a :class:`~cchet.SealedRef` to the sealed result.
 
@@ -74,8 +83,7 @@ class RemoteFunction:
         max_calls = ray_options.pop("max_calls", None)
         if ray_options.get("num_gpus") and max_calls is None:
             max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
-        ray_fn = self._ray_function(max_calls).options(**ray_options)
-        ref = ray_fn.remote(sealed.meta, sealed.envelope, *sealed.payloads)
+        ref = self._ray_options(max_calls, ray_options).remote(sealed.meta, sealed.envelope, *sealed.payloads)
         return SealedRef(ref, Descriptor(session.session_id, self._digest, sealed.call_id, 0, out_key.key_id))
 
 

@@ -27,6 +27,7 @@ from cchet.runtime.contexts import part_context
 __all__ = ["SealedValue", "key_ids_of", "open_value", "seal_value"]
 
 SealedValue = list[np.ndarray]
+OUT_OF_BAND_BYTES = 64 << 10  # buffers at least this large are sealed as parts of their own, straight from memory
 
 
 def _seal_part(key: DataKey, data: memoryview, context: bytes) -> np.ndarray:
@@ -40,7 +41,14 @@ def seal_value(key: DataKey, value: Any, context: bytes) -> SealedValue:
     from ray import cloudpickle  # functions and classes defined in notebooks and tests pickle by value
 
     buffers: list[pickle.PickleBuffer] = []
-    main = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)  # type: ignore[no-untyped-call]
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < OUT_OF_BAND_BYTES:
+            return True  # small: stays in the pickle, one part fewer
+        buffers.append(buffer)
+        return False
+
+    main = cloudpickle.dumps(value, protocol=5, buffer_callback=out_of_band)  # type: ignore[no-untyped-call]
     views = [memoryview(main), *(buf.raw() for buf in buffers)]
     progress.expect(sum(sealed_size(len(v)) for v in views))
     parts = []

@@ -272,6 +272,8 @@ def _arguments(
     session_id, digest, call_id = call_scope
 
     def resolve(slot: int, spec: dict[str, Any]) -> Any:
+        if spec["kind"] == "value":
+            return spec["value"]
         payload = payloads[spec["payload"]]
         if spec["kind"] == "inline":
             return _open_any(key_for, payload, context(Role.ARG, session_id, digest, call_id, slot))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import pytest
 
 import cchet
@@ -76,27 +77,45 @@ def test_another_functions_envelope_runs_nothing() -> None:
     assert "IntegrityError" in outcome.traceback
 
 
-def test_swapped_inline_arguments_run_nothing() -> None:
-    sealed = _call(target, 2, 3)
+def _big(fill: int) -> np.ndarray:
+    return np.full(100_000, fill, dtype=np.uint8)  # large enough to travel as its own sealed argument
+
+
+def test_small_arguments_ride_in_the_envelope_and_large_ones_apart() -> None:
+    sealed = _call(target, 2, _big(1))
+    assert len(sealed.payloads) == 1, "the int is inside the envelope, the 100 kB array is its own argument"
+    _, outcome = _outcome(sealed, target, worker.run_call(target, sealed.meta, sealed.envelope, tuple(sealed.payloads)))
+    assert outcome.error is None and RAN and RAN[0][0] == 2
+
+
+def test_swapped_arguments_run_nothing() -> None:
+    sealed = _call(target, _big(1), _big(2))
     payloads = tuple(reversed(sealed.payloads))
     value, outcome = _outcome(sealed, target, worker.run_call(target, sealed.meta, sealed.envelope, payloads))
     assert value is None and RAN == [] and "IntegrityError" in outcome.traceback
 
 
 def test_an_argument_from_another_call_runs_nothing() -> None:
-    first, second = _call(target, 2, 3), _call(target, 2, 3)
+    first, second = _call(target, _big(1), _big(2)), _call(target, _big(1), _big(2))
     payloads = (first.payloads[0], second.payloads[1])
     value, _ = _outcome(second, target, worker.run_call(target, second.meta, second.envelope, payloads))
     assert value is None and RAN == []
 
 
 def test_a_flipped_byte_in_an_argument_runs_nothing() -> None:
-    sealed = _call(target, 2, 3)
-    part = sealed.payloads[0][0].copy()
-    part[-1] ^= 1
-    payloads = ([part], sealed.payloads[1])
+    sealed = _call(target, _big(1), _big(2))
+    parts = [p.copy() for p in sealed.payloads[0]]
+    parts[-1][-1] ^= 1
+    payloads = (parts, sealed.payloads[1])
     value, outcome = _outcome(sealed, target, worker.run_call(target, sealed.meta, sealed.envelope, payloads))
     assert value is None and RAN == [] and "IntegrityError" in outcome.traceback
+
+
+def test_a_dropped_argument_runs_nothing() -> None:
+    sealed = _call(target, _big(1), _big(2))
+    payloads = (sealed.payloads[0],)
+    value, outcome = _outcome(sealed, target, worker.run_call(target, sealed.meta, sealed.envelope, payloads))
+    assert value is None and RAN == [] and outcome.error is not None
 
 
 def test_keys_the_broker_did_not_release_open_nothing() -> None:
