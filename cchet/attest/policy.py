@@ -28,20 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cchet.attest.tcb import STATUS_ORDER
+
 __all__ = ["GPU_MODES", "TCB_STATUS_ORDER", "TEE_KINDS", "Policy"]
 
 log = logging.getLogger("cchet.attest.policy")
 
 TEE_KINDS = ("tdx", "snp", "sgx")
 GPU_MODES = ("forbidden", "optional", "required")
-TCB_STATUS_ORDER = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-)
+TCB_STATUS_ORDER = tuple(s for s in STATUS_ORDER if s != "Revoked")  # what a policy may accept, best first
 _HEX_FIELDS = {
     "mrtd": 48,
     "rtmr0": 48,

@@ -42,6 +42,7 @@ from cchet.attest.simulate.authority import (
     SIM_PCK_COMPONENTS,
     SimulatedAuthority,
 )
+from cchet.attest.tcb import STATUS_ORDER
 
 __all__ = [
     "SIM_MR_SEAM",
@@ -55,15 +56,7 @@ __all__ = [
     "simulated_collateral",
 ]
 
-TCB_STATUSES = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
+TCB_STATUSES = STATUS_ORDER
 SIM_TEE_TCB_SVN = bytes.fromhex("04010200000000000000000000000000")
 SIM_MR_SEAM = hashlib.sha384(b"cchet SIMULATED TDX module").digest()
 SIM_QE_MRENCLAVE = hashlib.sha256(b"cchet SIMULATED quoting enclave").digest()

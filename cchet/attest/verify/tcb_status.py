@@ -17,15 +17,7 @@ from typing import Any
 
 __all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "ordered_levels", "worst_status"]
 
-STATUS_ORDER = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
+from cchet.attest.tcb import STATUS_ORDER
 
 
 def worst_status(*statuses: str) -> str:
