@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "ordered_levels", "worst_status"]
-
 from cchet.attest.tcb import STATUS_ORDER
+
+__all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "ordered_levels", "worst_status"]
 
 
 def worst_status(*statuses: str) -> str:
