@@ -115,7 +115,8 @@ class SealWriter(io.RawIOBase):
         _write_all(self._sink, out[:sealed])
         self._next_index += max(1, -(-n // self._cs))
         rest = self._fill - n
-        self._buf[:rest] = self._buf[n : self._fill]
+        buf = memoryview(self._buf)  # no temporary copy: the kept tail never overlaps where it goes (n >= rest)
+        buf[:rest] = buf[n : self._fill]
         self._fill = rest
 
     def write(self, data: Any) -> int:
