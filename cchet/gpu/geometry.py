@@ -44,11 +44,6 @@ class Geometry:
         """Blocks each thread handles in one segment (its Horner steps)."""
         return self.segment_blocks // self.lanes
 
-    def chunk_segments(self, blocks: int) -> tuple[int, int]:
-        """``(segments, pad)`` of a chunk of ``blocks`` 16-byte blocks: pad zero blocks lead it."""
-        n = -(-blocks // self.segment_blocks)
-        return n, n * self.segment_blocks - blocks
-
 
 def plan(
     chunks: int,
