@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 
 from cchet.errors import EvidenceFormatError
+
+_SERIAL_ZERO = r"Parsed a serial number which wasn't positive"
 
 __all__ = ["CertificateChain", "der_to_pem", "load_certificate", "parse_pem_chain"]
 
@@ -44,7 +48,9 @@ def load_certificate(data: bytes, *, field: str = "certificate") -> x509.Certifi
     through a verification."""
     try:
         pem = data.lstrip().startswith(b"-----")
-        cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+        with warnings.catch_warnings():  # AMD VCEKs carry serial 0: silence that one warning, check nothing less
+            warnings.filterwarnings("ignore", message=_SERIAL_ZERO, category=CryptographyDeprecationWarning)
+            cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
         cert.subject.rfc4514_string()
         cert.issuer.rfc4514_string()
         _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
