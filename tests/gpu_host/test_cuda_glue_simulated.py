@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,40 +26,16 @@ from cchet.gpu.geometry import plan
 from cchet.gpu.schedule import StreamSchedule
 from cchet.hazmat.keys import DataKey
 from tests.gpu_host import fake_cupy
+from tests.gpu_host.emulation import build
 
-HERE = Path(__file__).parent / "emulator"
 KEY = DataKey.generate()
 CS = 4096
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    gxx = shutil.which("g++")
-    if gxx is None:
-        pytest.skip("g++ not on PATH: it builds the CPU emulation of the kernels")
     lib = tmp_path_factory.mktemp("emu") / "libcchet_emu.so"
-    subprocess.run(
-        [
-            gxx,
-            "-std=c++20",
-            "-O1",
-            "-pthread",
-            "-Wall",
-            "-Werror",
-            "-Wno-unknown-pragmas",
-            "-fPIC",
-            "-shared",
-            f"-I{loader.kernel_dir()}",
-            "-o",
-            str(lib),
-            str(HERE / "launch_lib.cpp"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return ctypes.CDLL(str(lib))
-
+    return ctypes.CDLL(str(build("launch_lib.cpp", lib, "-fPIC", "-shared")))
 
 @pytest.fixture
 def cp(emulator: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> Any:

@@ -9,7 +9,6 @@ tests' job (tests/gpu/). Skips, saying why, when g++ is absent.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,41 +17,18 @@ import pytest
 
 from cchet.crypto import format as fmt
 from cchet.crypto.oneshot import new_header, seal_stream_into
-from cchet.gpu import loader, reference
+from cchet.gpu import reference
 from cchet.gpu.geometry import Geometry, plan
 from cchet.gpu.schedule import StreamSchedule
 from cchet.hazmat.keys import DataKey
+from tests.gpu_host.emulation import build
 
-HERE = Path(__file__).parent / "emulator"
 KEY = DataKey.generate()
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gxx = shutil.which("g++")
-    if gxx is None:
-        pytest.skip("g++ not on PATH: it builds the CPU emulation of the kernels")
-    exe = tmp_path_factory.mktemp("emu") / "run_kernels"
-    subprocess.run(
-        [
-            gxx,
-            "-std=c++20",
-            "-O1",
-            "-pthread",
-            "-Wall",
-            "-Werror",
-            "-Wno-unknown-pragmas",
-            f"-I{loader.kernel_dir()}",
-            "-o",
-            str(exe),
-            str(HERE / "run_kernels.cpp"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return exe
-
+    return build("run_kernels.cpp", tmp_path_factory.mktemp("emu") / "run_kernels")
 
 def run(
     exe: Path,
