@@ -35,7 +35,7 @@ def join_environment(broker_url: str, broker_id: bytes, credentials_dir: Path | 
     from cchet.broker.client import BrokerClient
     from cchet.broker.cluster import JOIN_FUNCTION, open_credentials
     from cchet.broker.transport import HttpTransport
-    from cchet.runtime.worker import _attester
+    from cchet.runtime.worker import node_attester
 
     url = broker_url.rstrip("/")
     try:
@@ -47,7 +47,9 @@ def join_environment(broker_url: str, broker_id: bytes, credentials_dir: Path | 
             "cluster init', and is 'cchet broker serve' running?"
         ) from None
     key_id = bytes.fromhex(published["key_id"])
-    client = BrokerClient(HttpTransport(url), broker_id=broker_id, attester=_attester(), node_id=socket.gethostname())
+    client = BrokerClient(
+        HttpTransport(url), broker_id=broker_id, attester=node_attester(), node_id=socket.gethostname()
+    )
     key = client.keys([key_id], function=JOIN_FUNCTION)[key_id]
     credentials = open_credentials(key, base64.b64decode(published["credentials"]))
     return credentials.write(credentials_dir or _credentials_dir())

@@ -76,9 +76,9 @@ def node_binding(broker_id: bytes, node_id: str) -> Binding:
 
 def _collect(nonce: bytes, binding: Binding) -> str:
     """Runs on the node (a plain Ray task): collect evidence. Returns it base64 (evidence is public)."""
-    from cchet.runtime.worker import _attester
+    from cchet.runtime.worker import node_attester
 
-    return base64.b64encode(_attester().collect(nonce, binding).to_bytes()).decode()
+    return base64.b64encode(node_attester().collect(nonce, binding).to_bytes()).decode()
 
 
 class NodeRegistry:
@@ -147,10 +147,13 @@ class NodeRegistry:
             for node_id in [n for n in self._nodes if n not in alive]:
                 del self._nodes[node_id]
                 self.failures[node_id] = "the node died or left the cluster"
+            # a node that could not attest is not asked again every round; Ray never reuses a dead node's id
             due = [
-                n for n in alive if n not in self._nodes or self._nodes[n].expires - now < self._ttl * REATTEST_MARGIN
+                n
+                for n in alive
+                if n not in self.failures
+                and (n not in self._nodes or self._nodes[n].expires - now < self._ttl * REATTEST_MARGIN)
             ]
-            due = [n for n in due if n not in self.failures or self.failures[n].startswith("the node died")]
         if due:
             self.attest(due, env)
 

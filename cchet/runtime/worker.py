@@ -52,7 +52,8 @@ _client_lock = threading.Lock()
 _clients: dict[tuple[str, str], BrokerClient] = {}
 
 
-def _attester() -> Any:
+def node_attester() -> Any:
+    """This node's attester: SIMULATED when ``CCHET_SIMULATE`` names a kind, else the local TEE's."""
     kind = os.environ.get(ENV["simulate"])
     if kind:
         from cchet.attest.simulate.attester import SimulatedAttester
@@ -81,7 +82,7 @@ def worker_client() -> BrokerClient:
             client = BrokerClient(
                 HttpTransport(url),
                 broker_id=bytes.fromhex(broker_id),
-                attester=_attester(),
+                attester=node_attester(),
                 node_id=ray.get_runtime_context().get_node_id(),
             )
             _clients[(url, broker_id)] = client
