@@ -173,6 +173,10 @@ def _simulated_cluster(kinds: tuple[str, ...], key_dir: str, ray_init_kwargs: di
     head = node_args(kinds[0])
     if "_temp_dir" in ray_init_kwargs:
         head["temp_dir"] = ray_init_kwargs["_temp_dir"]
+    # Cluster records its address in Ray's default temp dir ($RAY_TMPDIR, $TMPDIR or /tmp, then "ray")
+    # whatever temp_dir the head uses, and fails when that folder does not exist yet (a fresh machine)
+    default_tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # noqa: S108 - Ray's default
+    Path(default_tmp, "ray").mkdir(mode=0o777, exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args=head)
     for kind in kinds[1:]:
         cluster.add_node(**node_args(kind))
