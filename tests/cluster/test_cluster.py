@@ -1,9 +1,9 @@
 """A confidential multi-node cluster on ``ray.cluster_utils.Cluster``: attested placement, a plain node and a
 malicious one, the leak scan with spilling, and (last) a node dying mid-task.
 
-Nodes: an SNP head and two TDX nodes (SIMULATED), plus a plain node with no TEE and a malicious node that
-declares TDX in its labels and environment but holds another simulator's keys. Only the first three may
-ever receive a key or a task. This module runs before ``tests/runtime`` (which shares one Ray of its own).
+Nodes: an SNP head and two TDX nodes (SIMULATED), plus a plain node with no TEE, a malicious node that
+declares TDX in its labels and environment but holds another simulator's keys, and a node with no TEE whose
+node agent answers with a crafted pickle. Only the first three may ever receive a key or a task. This module runs before ``tests/runtime`` (which shares one Ray of its own).
 """
 
 from __future__ import annotations
@@ -48,6 +48,21 @@ def slow_where(marker_dir: str, seconds: float) -> tuple[str, bytes]:
     return node, b"intact" * 1000
 
 
+CRAFTED_AGENT = """
+def _craft():
+    import cchet.runtime.registry as registry
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("open(%r, 'w').write('the driver ran the node agent reply')",))
+
+    registry._collect = lambda *args, **kwargs: Payload()
+
+
+_craft()
+"""
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import ray
@@ -78,6 +93,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                 labels={"tee": "tdx"},
                 env_vars={"CCHET_SIMULATE": "tdx", "CCHET_SIM_KEY_DIR": str(evil_keys)},
             )
+            crafted_dir = tmp_path_factory.mktemp("crafted")
+            marker = crafted_dir / "marker"
+            (crafted_dir / "sitecustomize.py").write_text(CRAFTED_AGENT % str(marker))
+            crafted = session.cluster.add_node(
+                num_cpus=1, object_store_memory=OBJECT_STORE, env_vars={"PYTHONPATH": str(crafted_dir)}
+            )
             session.registry.refresh(session.worker_env(b"node-agent"))
             entries = {e.node_id: e for e in session.registry.entries()}
             yield {
@@ -87,6 +108,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                 "snp": {n for n, e in entries.items() if e.qualifies and e.tee_kind == "snp"},
                 "plain": plain.node_id,
                 "evil": evil.node_id,
+                "crafted": crafted.node_id,
+                "crafted_marker": marker,
                 "temp_dir": temp_dir,
                 "audit": audit,
                 "home": home,
@@ -100,10 +123,19 @@ def test_registry_admits_only_attested_nodes(cluster: dict[str, Any]) -> None:
     assert len(cluster["tdx"]) == 2 and len(cluster["snp"]) == 1
     qualifying = set(registry.qualifying("any", None))
     assert qualifying == cluster["tdx"] | cluster["snp"]
-    assert cluster["plain"] not in qualifying and cluster["evil"] not in qualifying
+    assert not {cluster["plain"], cluster["evil"], cluster["crafted"]} & qualifying
     assert "no TEE attestation interface" in registry.failures[cluster["plain"]]
     evil = next(e for e in registry.entries() if e.node_id == cluster["evil"])
     assert not evil.qualifies and evil.result.verification_failures, "another simulator's keys do not verify"
+
+
+def test_a_crafted_node_agent_reply_runs_nothing_in_the_driver(cluster: dict[str, Any]) -> None:
+    """A node without a TEE answers the node agent with a pickle that runs code when unpickled: the driver reads
+    the reply as data, refuses it for its metadata, and rejects the node."""
+    registry = cluster["session"].registry
+    assert not cluster["crafted_marker"].exists(), "the driver unpickled a node agent's reply"
+    assert cluster["crafted"] not in registry.qualifying("any", None)
+    assert "not raw evidence bytes" in registry.failures[cluster["crafted"]], registry.failures[cluster["crafted"]]
 
 
 def test_tasks_run_only_on_qualifying_nodes(cluster: dict[str, Any]) -> None:
