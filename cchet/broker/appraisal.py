@@ -36,9 +36,14 @@ class EvidenceAppraiser:
             return Appraisal((f"evidence: {e}",), False, "")
         issued = self.options.now() - dt.timedelta(seconds=nonce_age_s)
         result = appraise(raw, policy, nonce=nonce, binding=binding, options=self.options, nonce_issued_at=issued)
+        cpu = next((d for d in result.devices if d.device == "cpu"), None)
+        gpus = [d for d in result.devices if d.device.startswith("gpu")]
         return Appraisal(
             tuple(result.reasons),
             result.simulated,
             result.evidence_digest or hashlib.sha256(raw).hexdigest(),
             tuple(result.gpu_transcripts),
+            tee_kind=cpu.kind if cpu is not None and result.accepted else "",
+            gpus=len(gpus),
+            gpus_affirmed=bool(gpus) and result.accepted and all(d.status == "affirming" for d in gpus),
         )

@@ -29,7 +29,7 @@ from cchet.broker.durable import replace_file
 
 __all__ = ["EVENTS", "AuditLog", "AuditReport", "verify_audit_log"]
 
-EVENTS = ("challenge", "appraisal", "release", "refusal", "rotation")
+EVENTS = ("challenge", "appraisal", "release", "refusal", "rotation", "unhardened")
 _GENESIS = bytes(32)
 
 

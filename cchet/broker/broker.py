@@ -6,10 +6,14 @@ The broker is the RATS relying party and verifier, run by the data owner. :meth:
 
 Release, in order, collecting every reason before deciding: the nonce is consumed (first attempt only,
 success or not); the suite and public key must decode; every key id must exist, be unexpired and admit the
-function and data ids; the evidence must verify and satisfy the policy of every requested key, including
-the report-data binding to this broker, nonce, suite, worker key, request and GPU reports; the number of GPU
-reports must be what the request declared. Any reason releases nothing. On success one HPKE-sealed bundle
-holds the granted keys, the whole response is signed, and the audit log has a record of every step.
+function and data ids; unless every requested key is a ``cluster`` key (released to attested nodes joining a
+hardened cluster), the request must carry the data owner's call ticket (:mod:`cchet.broker.tickets`), valid
+under a job key held here, naming the request's function and every key id it asks for; the evidence must
+verify and satisfy the policy of every requested key, including the report-data binding to this broker, nonce,
+suite, worker key, request and GPU reports; the number of GPU reports must be what the request declared, and
+the appraised evidence must meet the ticket's ``tee``/``gpu`` requirements. Any reason releases nothing. On
+success one HPKE-sealed bundle holds the granted keys, the whole response is signed (with what was appraised:
+TEE kind and GPUs), and the audit log has a record of every step.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from cchet.broker.messages import (
     sign_body,
 )
 from cchet.broker.nonces import NonceRegistry
+from cchet.broker.tickets import CallTicket, TicketError, unmet_requirements, verify_ticket
 from cchet.broker.tokens import issue_token
 from cchet.hazmat.keys import DataKey, data_key_bytes
 
@@ -54,13 +59,18 @@ def bundle_info(report_data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Appraisal:
-    """What an appraiser concluded about one piece of evidence under one policy."""
+    """What an appraiser concluded about one piece of evidence under one policy: ``tee_kind`` is the CPU TEE
+    the evidence proved, ``gpus`` how many GPU reports it held and ``gpus_affirmed`` whether every one of them
+    passed."""
 
     reasons: tuple[str, ...]
     simulated: bool
     evidence_digest: str
     gpu_transcripts: tuple[tuple[int, bytes, bytes], ...] = ()
     claims: Mapping[str, Any] = field(default_factory=dict)
+    tee_kind: str = ""
+    gpus: int = 0
+    gpus_affirmed: bool = False
 
 
 class Appraiser(Protocol):
@@ -207,6 +217,7 @@ class KeyBroker:
             reasons.append(str(e))
             suite = None
         entries = self._entries(request, reasons)
+        ticket = self._ticket(request, entries, reasons)
         appraisal: Appraisal | None = None
         binding = None
         if suite is not None:
@@ -223,7 +234,15 @@ class KeyBroker:
                     f"the request declared {request.gpus} GPU(s) but the evidence holds "
                     f"{len(appraisal.gpu_transcripts)}"
                 )
-        requester = _requester(request)
+            if appraisal is not None and ticket is not None:
+                reasons += unmet_requirements(
+                    ticket.tee,
+                    ticket.gpu,
+                    tee_kind=appraisal.tee_kind,
+                    gpus=appraisal.gpus,
+                    gpus_affirmed=appraisal.gpus_affirmed,
+                )
+        requester = _requester(request, ticket)
         evidence_digest = appraisal.evidence_digest if appraisal else None
         self._record(
             "appraisal",
@@ -285,8 +304,36 @@ class KeyBroker:
             "transcript": report_data.hex(),
             "request_digest": b64e(digest),
             "simulated": appraisal.simulated,
+            "appraised": {"tee": appraisal.tee_kind, "gpus": appraisal.gpus, "gpus_affirmed": appraisal.gpus_affirmed},
         }
         return sign_body(self._identity, "response", body)
+
+    def _ticket(self, request: KeyRequest, entries: list[StoredKey], reasons: list[str]) -> CallTicket | None:
+        """The request's call ticket once it verifies and covers the request; None (with the reasons) when it
+        is missing or bad, or when the request asks only for ``cluster`` keys (which need none)."""
+        if entries and all(e.kind == "cluster" for e in entries) and not request.ticket:
+            return None
+        if not request.ticket:
+            reasons.append(
+                "the request carries no call ticket: keys are released only for calls the data owner made "
+                "(@cchet.remote in its session), not to any process on an attested node"
+            )
+            return None
+        try:
+            ticket = CallTicket.from_bytes(request.ticket)
+            signer = self.keys.get(ticket.signer)
+            if signer is None or signer.kind != "job":
+                raise TicketError(f"the ticket's signer {ticket.signer.hex()} is not a job key held by this broker")
+            verify_ticket(ticket, signer.key, now=self._clock())
+        except TicketError as e:
+            reasons.append(f"call ticket: {e}")
+            return None
+        if ticket.function.hex() != request.function:
+            reasons.append("call ticket: it authorises another function than the request names")
+        outside = sorted(k.hex() for k in set(request.key_ids) - set(ticket.key_ids))
+        if outside:
+            reasons.append(f"call ticket: key id(s) {', '.join(outside)} are not among those it authorises")
+        return ticket
 
     def _entries(self, request: KeyRequest, reasons: list[str]) -> list[StoredKey]:
         entries = []
@@ -303,8 +350,14 @@ class KeyBroker:
         return entries
 
 
-def _requester(request: KeyRequest) -> str:
-    return f"node={request.node_id} tee={request.tee_kind} function={request.function}"
+def _requester(request: KeyRequest, ticket: CallTicket | None = None) -> str:
+    # self-declared, unauthenticated fields: capped so a request cannot inflate the audit log
+    out = f"node={request.node_id[:128]} tee={request.tee_kind} function={request.function[:128]}"
+    if ticket is not None:
+        out += f" session={ticket.session_id.hex()}"
+        if ticket.unhardened:
+            out += " (unhardened multi-node cluster: allowed by the data owner with allow_unhardened=True)"
+    return out
 
 
 def _bundle_entry(entry: StoredKey, seal_with: bytes) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 The client pins the broker: it is built with the broker id it expects (from measured launch configuration on
 a real TEE, from the simulator in simulation) and rejects any answer not signed by the key that hashes to
-it. It attests at most once per process for a given set of keys, function and data ids: concurrent callers
-for the same set wait for one attestation; keys are cached in memory as handles (never pickled) and
+it. It attests at most once per process for a given set of keys, function, data ids and call ticket:
+concurrent callers for the same set wait for one attestation; keys are cached in memory as handles (never pickled) and
 re-attested ``refresh_margin_s`` before they expire.
 """
 
@@ -29,7 +29,7 @@ from cchet.broker.transport import Transport
 from cchet.errors import BrokerError, KeyReleaseDenied
 from cchet.hazmat.keys import DataKey, data_key_from_bytes
 
-__all__ = ["Attester", "BrokerClient", "ReleasedKeys"]
+__all__ = ["Appraised", "Attester", "BrokerClient", "ReleasedKeys"]
 
 
 class Attester(Protocol):
@@ -42,15 +42,30 @@ class Attester(Protocol):
 
 
 @dataclass(frozen=True)
+class Appraised:
+    """What the broker's signed answer says it appraised of this worker's evidence."""
+
+    tee_kind: str = ""
+    gpus: int = 0
+    gpus_affirmed: bool = False
+
+
+@dataclass(frozen=True, repr=False)
 class ReleasedKeys:
     """Keys released by one attestation. ``keys`` opens data; :meth:`sealing_key` says which key to seal with
-    (a successor when the broker rotated a key whose budget ran low)."""
+    (a successor when the broker rotated a key whose budget ran low); ``appraised`` is what the broker
+    appraised of this worker's evidence."""
 
     keys: Mapping[bytes, DataKey]
     seal_with: Mapping[bytes, bytes]
     token: str
     expires: float
     simulated: bool
+    appraised: Appraised = Appraised()
+
+    def __repr__(self) -> str:
+        ids = ", ".join(k.hex()[:12] for k in self.keys)
+        return f"ReleasedKeys(key ids: {ids}; expires {self.expires:.0f}{'; SIMULATED' if self.simulated else ''})"
 
     def __getitem__(self, key_id: bytes) -> DataKey:
         return self.keys[key_id]
@@ -90,26 +105,31 @@ class BrokerClient:
         self._cache: dict[tuple[Any, ...], ReleasedKeys] = {}
         self.attestations = 0
 
-    def keys(self, key_ids: Iterable[bytes], *, function: str, data_ids: Iterable[str] = ()) -> ReleasedKeys:
-        """The released keys for ``key_ids``, attesting only when no fresh release is cached.
+    def keys(
+        self, key_ids: Iterable[bytes], *, function: str, data_ids: Iterable[str] = (), ticket: bytes = b""
+    ) -> ReleasedKeys:
+        """The released keys for ``key_ids``, attesting only when no fresh release is cached. ``ticket`` is the
+        data owner's call ticket for ``function`` (every key but a cluster key needs one).
 
         Raises :class:`~cchet.KeyReleaseDenied` with the broker's reasons, or :class:`~cchet.BrokerError`
         when the broker is unreachable or its answer is not authentic.
         """
         ids = tuple(sorted(set(key_ids)))
         data = tuple(sorted(set(data_ids)))
-        slot = (ids, function, data)
+        slot = (ids, function, data, ticket)
         with self._lock:
             gate = self._inflight.setdefault(slot, threading.Lock())
         with gate:
             cached = self._cache.get(slot)
             if cached is not None and cached.expires - self._margin > self._clock():
                 return cached
-            released = self._attest(ids, function, data)
+            released = self._attest(ids, function, data, ticket)
             self._cache[slot] = released
             return released
 
-    def _attest(self, key_ids: tuple[bytes, ...], function: str, data_ids: tuple[str, ...]) -> ReleasedKeys:
+    def _attest(
+        self, key_ids: tuple[bytes, ...], function: str, data_ids: tuple[str, ...], ticket: bytes
+    ) -> ReleasedKeys:
         request = KeyRequest(
             node_id=self.node_id,
             tee_kind=self._attester.tee_kind,
@@ -118,6 +138,7 @@ class BrokerClient:
             data_ids=data_ids,
             cchet_version=__version__,
             gpus=self._attester.gpu_count,
+            ticket=ticket,
         )
         digest = request.digest(self.broker_id)
         try:
@@ -172,6 +193,8 @@ class BrokerClient:
             token = body.get("token")
             if not isinstance(token, str):
                 raise ProtocolError("the response carries no token")
+            facts = body.get("appraised") or {}
+            appraised = Appraised(str(facts["tee"]), int(facts["gpus"]), facts["gpus_affirmed"] is True)
         except (KeyError, TypeError, ValueError) as e:
             raise BrokerError(f"untrustworthy response from the broker: {e}") from None
-        return ReleasedKeys(keys, seal_with, token, float(bundle["expires"]), bool(body.get("simulated")))
+        return ReleasedKeys(keys, seal_with, token, float(bundle["expires"]), bool(body.get("simulated")), appraised)

@@ -2,10 +2,11 @@
 
 ``cchet broker cluster init`` makes a cluster CA, one node certificate (its subject alternative names cover
 localhost, this machine's addresses and any ``--san`` given) and a Ray auth token, and seals them as one
-stream under a fresh *cluster key* that the key store holds under the cluster policy and scopes to the
-function identity ``cchet.node-join``. The sealed credentials are public (``GET /v1/cluster``); the cluster
-key comes only through the attested key-release protocol, so only a node whose evidence passes the policy
-can open them. ``cchet start`` is the node side (:mod:`cchet.runtime.node`).
+stream under a fresh *cluster key* (kind ``cluster``) that the key store holds under the cluster policy and
+scopes to the pseudo-function ``cchet.node-join``: the one kind of key released to an attested node without a
+call ticket, since a node joins before any session runs on it. The sealed credentials are public
+(``GET /v1/cluster``); the cluster key comes only through the attested key-release protocol, so only a node
+whose evidence passes the policy can open them. ``cchet start`` is the node side (:mod:`cchet.runtime.node`).
 
 Limits: every node shares one certificate and one token (as Ray's TLS setup expects); a node that ever
 joined holds them until the cluster's credentials are re-issued (``cluster init --rotate``). Whoever runs the
@@ -20,9 +21,9 @@ import ipaddress
 import json
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,12 +46,16 @@ LIFETIME = dt.timedelta(days=30)
 
 @dataclass(frozen=True)
 class ClusterCredentials:
-    """PEM CA certificate, node certificate and key, and the Ray auth token."""
+    """PEM CA certificate, node certificate and key, and the Ray auth token. The private key and the token are
+    secrets: never in ``repr``, and the object refuses to be pickled (write it with :meth:`write`)."""
 
     ca_pem: bytes
     cert_pem: bytes
-    key_pem: bytes
-    token: str
+    key_pem: bytes = field(repr=False)
+    token: str = field(repr=False)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("cluster credentials refuse to be pickled: they hold Ray's TLS private key and auth token")
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -140,7 +145,7 @@ def init_cluster(broker: Any, state_dir: Path, policy: Any, sans: list[str]) -> 
     """Issue credentials, store the cluster key in ``broker``'s key store and the sealed credentials in
     ``state_dir``. Returns the cluster key and the credentials (for the data owner's own driver)."""
     creds = issue(sans)
-    key = broker.add_key(policy=policy, scope=KeyScope(frozenset({JOIN_FUNCTION}), None), kind="data")
+    key = broker.add_key(policy=policy, scope=KeyScope(frozenset({JOIN_FUNCTION}), None), kind="cluster")
     replace_file(state_dir / SEALED_FILE, seal(key, creds.to_bytes(), context=CONTEXT))
     replace_file(state_dir / INDEX_FILE, json.dumps({"key_id": key.key_id.hex()}).encode())
     return key, creds

@@ -32,7 +32,7 @@ _CONTEXT = b"cchet/v1/broker/keystore"
 BUDGET_CHUNKS = 2**29
 ALLOTMENT_CHUNKS = 2**20
 ROTATE_FRACTION = 0.75
-KINDS = ("data", "job", "stream")
+KINDS = ("data", "job", "stream", "cluster")
 
 
 @dataclass(frozen=True)

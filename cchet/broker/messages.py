@@ -43,6 +43,7 @@ PROTOCOL_VERSION = 1
 _SIGN_LABEL = b"cchet/v1/broker/"
 TEE_KINDS = ("tdx", "snp", "sgx")
 MAX_IDS = 1024
+MAX_TICKET = 4096
 
 
 class ProtocolError(ValueError):
@@ -94,8 +95,10 @@ def _lp(data: bytes) -> bytes:
 class KeyRequest:
     """What a worker asks for: keys (by id) for a function and the data ids it will touch.
 
-    ``function`` is the function identity (its digest, or a qualified name); ``node_id`` the Ray node;
-    ``tee_kind`` the CPU TEE it will prove. The digest that the evidence binds is :meth:`digest`.
+    ``function`` is the function identity (the hex digest of the function's sealed code, or a pseudo-function
+    such as ``cchet.node-join``); ``node_id`` the Ray node; ``tee_kind`` the CPU TEE it will prove; ``ticket``
+    the data owner's call ticket (:mod:`cchet.broker.tickets`), empty when the request needs none. The digest
+    that the evidence binds is :meth:`digest`.
     """
 
     node_id: str
@@ -106,6 +109,7 @@ class KeyRequest:
     cchet_version: str = ""
     version: int = PROTOCOL_VERSION
     gpus: int = 0
+    ticket: bytes = b""
 
     def __post_init__(self) -> None:
         if self.tee_kind not in TEE_KINDS:
@@ -120,10 +124,13 @@ class KeyRequest:
             raise ProtocolError("key ids must be distinct")
         if not 0 <= self.gpus <= 255:
             raise ProtocolError("gpus must be 0..255")
+        if len(self.ticket) > MAX_TICKET:
+            raise ProtocolError(f"a call ticket is at most {MAX_TICKET} bytes")
 
     def digest(self, broker_id: bytes) -> bytes:
         """SHA-256 of the canonical, length-prefixed request: version, broker id, node id, TEE kind, cchet
-        version, function identity, sorted key ids, sorted data ids (DESIGN.md section 4)."""
+        version, function identity, sorted key ids, sorted data ids, GPU count, call ticket (DESIGN.md
+        section 4)."""
         parts = [
             b"cchet/v1/request\x00",
             struct.pack(">H", self.version),
@@ -137,6 +144,7 @@ class KeyRequest:
             struct.pack(">I", len(self.data_ids)),
             *(_lp(d.encode()) for d in sorted(self.data_ids)),
             struct.pack(">B", self.gpus),
+            _lp(self.ticket),
         ]
         return hashlib.sha256(b"".join(parts)).digest()
 
@@ -150,6 +158,7 @@ class KeyRequest:
             "data_ids": list(self.data_ids),
             "cchet_version": self.cchet_version,
             "gpus": self.gpus,
+            "ticket": b64e(self.ticket),
         }
 
     @classmethod
@@ -175,6 +184,7 @@ class KeyRequest:
             cchet_version=_field(d, "cchet_version", str),
             version=version,
             gpus=_field(d, "gpus", int),
+            ticket=b64d(d.get("ticket", ""), "ticket", max_size=MAX_TICKET),
         )
 
 

@@ -1,10 +1,13 @@
-"""Sealing one call: the call envelope, its inline arguments, and the descriptors of its sealed-ref arguments.
+"""The call envelope: everything that decides a confidential call, sealed, and the clear header that carries it.
 
-:func:`seal_call` is everything the driver does to a call before Ray sees it; it needs no Ray. The envelope
-(context ``cchet/v1/call``) lists each argument slot: a small value held in the envelope itself, a large
-buffer sealed as its own argument under its ``arg`` context, or a sealed ref given by the descriptor of the
-object it must be. ``meta`` is the only clear part:
-ids a worker needs to find its keys and contexts (session id, call id, key ids), none of them secret.
+:func:`seal_call` is everything the driver does to a call before Ray sees it; it needs no Ray. The sealed
+:class:`CallEnvelope` (context ``cchet/v1/call``, session, function identity, call id) names the function
+identity, the output key, every key id the call needs and the ``tee``/``gpu`` requirements -- the worker asks
+for keys, seals and refuses by these, never by anything in the clear -- and lists each argument: a small value
+held in the envelope itself, a large buffer sealed as its own object under its ``arg`` context, or a sealed
+ref given by the descriptor of the object it must be. The clear call header (:mod:`cchet.runtime.frames`)
+carries the ids that name the contexts and the data owner's call ticket for the broker; the envelope rides in
+it when small, else in an object of its own.
 """
 
 from __future__ import annotations
@@ -16,74 +19,123 @@ from typing import Any
 
 from cchet.hazmat.keys import DataKey
 from cchet.runtime.contexts import Role, context
-from cchet.runtime.sealedref import SealedRef
-from cchet.runtime.values import OUT_OF_BAND_BYTES, SealedValue, seal_value
+from cchet.runtime.frames import write_call_header
+from cchet.runtime.sealedref import Descriptor, SealedRef
+from cchet.runtime.values import OUT_OF_BAND_BYTES, seal_value
 
-__all__ = ["SealedCall", "seal_call"]
+__all__ = ["ActorCall", "ArgSlot", "CallEnvelope", "SealedCall", "seal_call"]
+
+INLINE_ENVELOPE_BYTES = 32 << 10  # larger envelopes travel as an object of their own, not in the task spec
+CONSTRUCTOR = "__init__"
+
+
+@dataclass(frozen=True)
+class ArgSlot:
+    """One argument: ``value`` held inline; ``sealed``, a buffer sealed apart in object ``payload``; ``ref``, a
+    sealed ref in object ``payload`` that must be the object ``descriptor`` describes."""
+
+    kind: str
+    value: Any = None
+    payload: int = -1
+    descriptor: Descriptor | None = None
+
+
+@dataclass(frozen=True)
+class ActorCall:
+    """Which actor a call is for (16 random bytes the driver picked), its sequence number, and the method
+    (``__init__`` for the constructor). ``ordered``: the actor serves one call at a time, so numbers must come
+    exactly in order (set by the constructor)."""
+
+    actor_id: bytes
+    seq: int
+    method: str
+    ordered: bool = True
+
+
+@dataclass(frozen=True)
+class CallEnvelope:
+    """What decides a confidential call; sealed under the job key, read by the worker after it opens it."""
+
+    function: bytes
+    output_key_id: bytes
+    key_ids: tuple[bytes, ...]
+    tee: str
+    gpu: str | None
+    args: tuple[ArgSlot, ...]
+    kwargs: tuple[tuple[str, ArgSlot], ...]
+    actor: ActorCall | None = None
 
 
 @dataclass(frozen=True)
 class SealedCall:
+    """A call ready for Ray: the clear ``header`` and, per object reference, either the ``ObjectRef`` of a
+    sealed-ref argument or sealed ``bytes`` to put into the store."""
+
     call_id: bytes
-    meta: dict[str, Any]
-    envelope: SealedValue
+    header: bytes
     payloads: list[Any]
-    key_ids: frozenset[bytes]
 
 
 def _large(value: Any) -> bool:
-    """Buffers of 64 KiB or more travel as their own sealed argument (sealed from their memory, opened into
-    fresh memory without further copies); everything else rides inside the envelope."""
+    """Buffers of 64 KiB or more travel as their own sealed object (sealed from their memory, opened into fresh
+    memory without further copies); everything else rides inside the envelope."""
     nbytes = getattr(value, "nbytes", None)
     if isinstance(nbytes, int):
         return nbytes >= OUT_OF_BAND_BYTES
     return isinstance(value, bytes | bytearray | memoryview) and len(value) >= OUT_OF_BAND_BYTES
 
 
+def call_key_ids(
+    job_key: DataKey, output_key: DataKey, extra: Iterable[bytes], args: Iterable[Any]
+) -> tuple[bytes, ...]:
+    """Every key a call needs: the job key (envelope, arguments), the output key, extra keys, and the key of each
+    sealed-ref argument."""
+    refs = {a.descriptor.key_id for a in args if isinstance(a, SealedRef)}
+    return tuple(sorted({job_key.key_id, output_key.key_id, *extra, *refs}))
+
+
 def seal_call(
     *,
     session_id: bytes,
-    function_digest: bytes,
+    function: bytes,
     job_key: DataKey,
     output_key: DataKey,
+    key_ids: tuple[bytes, ...],
+    tee: str,
+    gpu: str | None,
+    ticket: bytes,
     args: Iterable[Any],
     kwargs: Mapping[str, Any],
-    extra_key_ids: Iterable[bytes] = (),
-    binding: Mapping[str, Any] | None = None,
+    actor: ActorCall | None = None,
 ) -> SealedCall:
-    """Seal a call of the function with ``function_digest`` under the session's ``job_key``.
-
-    Sealed refs among the arguments travel as their Ray object references (Ray moves the sealed bytes to the
-    worker) plus their descriptors inside the envelope; everything else is sealed inline. ``binding`` adds
-    fields the receiver checks before opening any argument (an actor's id and the call's sequence number).
-    """
+    """Seal a call of ``function`` (its identity) under the session's ``job_key``."""
     call_id = os.urandom(16)
     payloads: list[Any] = []
-    key_ids = {job_key.key_id, output_key.key_id, *extra_key_ids}
 
-    def slot(i: int, value: Any) -> dict[str, Any]:
-        index = len(payloads)
+    def slot(i: int, value: Any) -> ArgSlot:
         if isinstance(value, SealedRef):
             payloads.append(value.ref)
-            key_ids.add(value.descriptor.key_id)
-            return {"kind": "ref", "payload": index, "descriptor": value.descriptor.to_json()}
+            return ArgSlot("ref", payload=len(payloads) - 1, descriptor=value.descriptor)
         if not _large(value):
-            return {"kind": "value", "value": value}  # small: inside the envelope itself
-        payloads.append(seal_value(job_key, value, context(Role.ARG, session_id, function_digest, call_id, i)))
-        return {"kind": "inline", "payload": index}
+            return ArgSlot("value", value=value)
+        payloads.append(seal_value(job_key, value, context(Role.ARG, session_id, function, call_id, i)))
+        return ArgSlot("sealed", payload=len(payloads) - 1)
 
     positional = list(args)
-    call = {
-        "function_digest": function_digest.hex(),
-        "args": [slot(i, v) for i, v in enumerate(positional)],
-        "kwargs": {name: slot(len(positional) + j, kwargs[name]) for j, name in enumerate(sorted(kwargs))},
-        **(binding or {}),
-    }
-    envelope = seal_value(job_key, call, context(Role.CALL, session_id, function_digest, call_id))
-    meta = {
-        "session_id": session_id.hex(),
-        "call_id": call_id.hex(),
-        "key_ids": sorted(k.hex() for k in key_ids),
-        "output_key_id": output_key.key_id.hex(),
-    }
-    return SealedCall(call_id, meta, envelope, payloads, frozenset(key_ids))
+    envelope = CallEnvelope(
+        function=function,
+        output_key_id=output_key.key_id,
+        key_ids=key_ids,
+        tee=tee,
+        gpu=gpu,
+        args=tuple(slot(i, v) for i, v in enumerate(positional)),
+        kwargs=tuple((name, slot(len(positional) + j, kwargs[name])) for j, name in enumerate(sorted(kwargs))),
+        actor=actor,
+    )
+    sealed = seal_value(job_key, envelope, context(Role.CALL, session_id, function, call_id))
+    if len(sealed) <= INLINE_ENVELOPE_BYTES:
+        header = write_call_header(session_id, call_id, function, ticket, envelope=sealed)
+    else:
+        payloads.append(sealed)
+        header = write_call_header(session_id, call_id, function, ticket, envelope=None, slot=len(payloads) - 1)
+    return SealedCall(call_id, header, payloads)

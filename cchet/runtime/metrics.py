@@ -19,7 +19,6 @@ scrape. Recording never raises: a metrics failure is logged once and the work go
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -71,9 +70,9 @@ def counter(name: str) -> Any:
 
 
 def _where() -> str:
-    from cchet.runtime.worker import ENV
+    from cchet.runtime.environment import in_worker
 
-    return "worker" if os.environ.get(ENV["scope"]) else "driver"  # every cchet worker gets a scope; drivers none
+    return "worker" if in_worker() else "driver"
 
 
 def _record(name: str, value: float, **tags: str) -> None:

@@ -35,7 +35,7 @@ def join_environment(broker_url: str, broker_id: bytes, credentials_dir: Path | 
     from cchet.broker.client import BrokerClient
     from cchet.broker.cluster import JOIN_FUNCTION, open_credentials
     from cchet.broker.transport import HttpTransport
-    from cchet.runtime.worker import node_attester
+    from cchet.runtime.environment import node_attester
 
     url = broker_url.rstrip("/")
     try:

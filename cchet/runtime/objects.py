@@ -1,8 +1,11 @@
 """``cchet.get`` and ``cchet.put``: open sealed results in the driver, and seal objects into Ray.
 
-Only the data owner's driver (which holds the keys) opens results. A result is opened under the context its
-:class:`~cchet.SealedRef` descriptor gives, so an object swapped in the object store, or replayed from
-another call or session, raises :class:`~cchet.IntegrityError` instead of returning.
+Only the data owner's driver (which holds the keys) opens results. ``cchet.get`` never calls ``ray.get``: it
+reads each object as raw bytes and refuses any whose stored metadata is not ``RAW``, before anything is parsed
+(:mod:`cchet.runtime.raystore`); Ray's failure objects become cchet errors. A result is then opened under the
+key and the context its :class:`~cchet.SealedRef` descriptor gives (:mod:`cchet.runtime.results`), so an object
+swapped in the object store, replayed from another call or session, or sealed under another key raises
+:class:`~cchet.IntegrityError` instead of returning.
 """
 
 from __future__ import annotations
@@ -10,56 +13,38 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cchet.errors import IntegrityError, PlacementError
-from cchet.runtime.contexts import PUT_DIGEST, Role, context
+from cchet.runtime.contexts import PUT_DIGEST
 from cchet.runtime.progress import transfer
+from cchet.runtime.raystore import raw_bytes, read_raw
+from cchet.runtime.results import open_result
 from cchet.runtime.sealedref import Descriptor, SealedRef
-from cchet.runtime.values import key_ids_of, open_value, seal_value
+from cchet.runtime.values import seal_value
 
 __all__ = ["get", "put"]
 
 
-def _open(parts: Any, ctx: bytes) -> Any:
-    from cchet.runtime.session import current
-
-    ids = key_ids_of(parts) if isinstance(parts, list) and parts else set()
-    if len(ids) != 1:
-        raise IntegrityError()
-    return open_value(current().key(next(iter(ids))), parts, ctx)
-
-
-def _resolve(ref: SealedRef, raw: Any) -> Any:
-    from cchet.runtime.worker import replay_outcome
-
-    d = ref.descriptor
-    if d.producer_digest == PUT_DIGEST:
-        return _open(raw, d.context())
-    if not (isinstance(raw, tuple) and len(raw) == 2):
-        raise IntegrityError()
-    result, diag = raw
-    outcome = _open(diag, context(Role.DIAG, d.session_id, d.producer_digest, d.call_id))
-    error = replay_outcome(outcome, f"cchet task {d.call_id.hex()[:8]}")
-    if error is not None:
-        raise error
-    return _open(result, d.context())
-
-
 def get(refs: SealedRef | list[SealedRef], *, timeout: float | None = None) -> Any:
     """Wait for and open one :class:`~cchet.SealedRef` (or a list). Prints the task's captured output,
-    re-logs its log records, and re-raises its exception (with the remote traceback as a note)."""
-    import ray
+    re-logs its log records, and re-raises its exception (with the remote traceback as a note).
+
+    Raises :class:`~cchet.IntegrityError` for anything that is not the sealed object the ref describes,
+    :class:`~cchet.PlacementError` when Ray could not schedule the task, :class:`~cchet.runtime.raystore.RayFailure`
+    when Ray reports the task or object failed, and ``TimeoutError`` after ``timeout`` seconds."""
+    from cchet.runtime.session import current
 
     single = isinstance(refs, SealedRef)
     items: list[Any] = [refs] if single else list(refs)
     for r in items:
         if not isinstance(r, SealedRef):
             raise TypeError(f"cchet.get takes SealedRefs (from .remote() or cchet.put), got {type(r).__name__}")
-    try:
-        raw = ray.get([r.ref for r in items], timeout=timeout)
-    except ray.exceptions.TaskUnschedulableError as e:
-        raise PlacementError(f"Ray could not schedule the task on any qualifying node (they left or died): {e}") from e
+    session = current()
+    raws = read_raw([r.ref for r in items], timeout=timeout)
     with transfer("cchet.get"):  # a progress bar past 64 MiB in interactive sessions
-        values = [_resolve(r, v) for r, v in zip(items, raw, strict=True)]
+        values = []
+        for r, raw in zip(items, raws, strict=True):
+            label = f"cchet task {r.descriptor.call_id.hex()[:8]}"
+            data = raw_bytes(raw, f"the result of {label}")
+            values.append(open_result(data, r.descriptor, session.opening_key, replay_as=label))
     return values[0] if single else values
 
 
@@ -70,8 +55,7 @@ def put(value: Any) -> SealedRef:
     from cchet.runtime.session import current
 
     session = current()
-    call_id = os.urandom(16)
-    descriptor = Descriptor(session.session_id, PUT_DIGEST, call_id, 0, session.job_key.key_id)
+    descriptor = Descriptor(session.session_id, PUT_DIGEST, os.urandom(16), 0, session.job_key.key_id)
     with transfer("cchet.put"):
-        parts = seal_value(session.job_key, value, descriptor.context())
-    return SealedRef(ray.put(parts), descriptor)
+        frame = seal_value(session.job_key, value, descriptor.context())
+    return SealedRef(ray.put(frame), descriptor)

@@ -1,16 +1,16 @@
 """The registry of attested nodes that placement trusts.
 
 Each node proves itself with composite evidence collected by a node-agent task pinned to it, bound to a fresh
-nonce and to this broker; the driver appraises it against the session policy (and records the appraisal in
-the broker's audit log). The registry keeps node id -> result, TEE kind, GPUs and CC state, and expiry;
-:meth:`NodeRegistry.refresh` attests nodes that joined, re-attests those whose result is about to expire,
-and drops nodes that died. Labels and resources a node declares at ``ray start`` are never used: only
-appraised evidence qualifies a node.
+nonce and to this broker; the driver reads the agent's answer as raw bytes (a node is not trusted before its
+evidence passes: an answer Ray stored with any metadata but ``RAW`` is refused unread), appraises it against
+the session policy, and records the appraisal in the broker's audit log. The registry keeps node id ->
+result, TEE kind, GPUs and CC state, and expiry; :meth:`NodeRegistry.refresh` attests nodes that joined,
+re-attests those whose result is about to expire, and drops nodes that died. Labels and resources a node
+declares at ``ray start`` are never used: only appraised evidence qualifies a node.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import html
@@ -29,6 +29,7 @@ from cchet.attest.result import AttestationResult
 from cchet.attest.verify.options import VerifyOptions
 from cchet.broker.audit import AuditLog
 from cchet.broker.hpke import DEFAULT_SUITE
+from cchet.errors import CchetError
 from cchet.runtime import metrics
 
 __all__ = ["NodeEntry", "NodeRegistry", "node_binding"]
@@ -38,6 +39,7 @@ log = logging.getLogger("cchet.runtime")
 ATTESTATION_TTL_S = 3600.0
 REATTEST_MARGIN = 0.1  # re-attest when less than this fraction of the lifetime is left
 AGENT_TIMEOUT_S = 120.0
+MAX_EVIDENCE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,40 @@ def node_binding(broker_id: bytes, node_id: str) -> Binding:
     return Binding(broker_id, *DEFAULT_SUITE.ids, b"cchet/v1/node-agent", digest)
 
 
-def _collect(nonce: bytes, binding: Binding) -> str:
-    """Runs on the node (a plain Ray task): collect evidence. Returns it base64 (evidence is public)."""
-    from cchet.runtime.worker import node_attester
+AGENT_FAULT = b"\x00cchet/v1/agent-fault\x00"  # then UTF-8 text: why the node could not collect evidence
 
-    return base64.b64encode(node_attester().collect(nonce, binding).to_bytes()).decode()
+
+def _collect(nonce: bytes, binding: Binding) -> bytes:
+    """Runs on the node (a plain Ray task): collect evidence (public), returned as raw bytes; or, when the node
+    cannot, :data:`AGENT_FAULT` and the reason (an exception would reach the driver pickled)."""
+    from cchet.runtime.environment import node_attester
+
+    try:
+        return bytes(node_attester().collect(nonce, binding).to_bytes())
+    except Exception as e:
+        return AGENT_FAULT + f"{type(e).__name__}: {e}".encode()[:4096]
+
+
+def _evidence(ref: Any) -> bytes:
+    """The agent's answer, read without deserializing it: raw bytes of bounded size, or ``ValueError``."""
+    from cchet.runtime.raystore import RayFailure, raw_bytes, read_raw
+
+    raw = read_raw([ref], timeout=AGENT_TIMEOUT_S)[0]
+    try:
+        data = raw_bytes(raw, "the node agent's answer")
+    except RayFailure as e:
+        raise ValueError(f"the node agent failed: {e}") from None
+    except CchetError:
+        shown = raw.metadata[:32].decode("ascii", "replace")
+        raise ValueError(
+            f"the node agent's answer is not raw evidence bytes (Ray stored it with metadata {shown!r}): refused unread"
+        ) from None
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise ValueError(f"the node agent's answer is larger than {MAX_EVIDENCE_BYTES} bytes")
+    if bytes(data[: len(AGENT_FAULT)]) == AGENT_FAULT:
+        text = bytes(data[len(AGENT_FAULT) :]).decode("utf-8", "replace")
+        raise ValueError(f"the node agent could not collect evidence: {text}")
+    return bytes(data)
 
 
 class NodeRegistry:
@@ -101,6 +132,7 @@ class NodeRegistry:
         self._lock = threading.Lock()
         self._nodes: dict[str, NodeEntry] = {}
         self.failures: dict[str, str] = {}
+        self.node_count = 0  # alive Ray nodes at the last look, attested or not
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,7 +155,12 @@ class NodeRegistry:
             pending.append((node_id, nonce, binding, self._options.now(), ref))
         for node_id, nonce, binding, issued, ref in pending:
             try:
-                wire = base64.b64decode(ray.get(ref, timeout=AGENT_TIMEOUT_S))
+                wire = _evidence(ref)
+            except ValueError as e:  # a node whose answer is not evidence is recorded as such, never trusted
+                reason = str(e)
+                self._forget(node_id, reason)
+                self._log(node_id, None, [reason])
+                continue
             except Exception as e:  # a node that cannot attest is recorded as such, never trusted
                 reason = f"the node agent could not collect evidence: {type(e).__name__}: {e}"
                 self._forget(node_id, reason)
@@ -137,11 +174,14 @@ class NodeRegistry:
 
     def attest_all(self, env: Mapping[str, str]) -> None:
         """Attest every alive Ray node."""
-        self.attest(_alive_nodes(), env)
+        alive = _alive_nodes()
+        self.node_count = len(alive)
+        self.attest(alive, env)
 
     def refresh(self, env: Mapping[str, str]) -> None:
         """Attest nodes that joined, re-attest results near expiry, and drop nodes that died."""
         alive = _alive_nodes()
+        self.node_count = len(alive)
         now = self._options.now()
         with self._lock:
             for node_id in [n for n in self._nodes if n not in alive]:

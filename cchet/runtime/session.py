@@ -1,8 +1,15 @@
 """``cchet.init``: the driver's session -- Ray, the key broker, the job key, and the attested nodes.
 
 One session per driver process. It holds a random 16-byte session id (bound into every sealed context), a
-job key for the session's intermediates (released only to workers that pass the session policy), the key
-broker, and the registry of attested nodes that placement uses.
+job key for the session's intermediates (released only to workers that pass the session policy, for calls this
+session made: the call tickets it signs), the key broker, the sealed code of the functions it ran, and the
+registry of attested nodes that placement uses.
+
+Attested nodes are single-tenant: anything Ray runs on them is inside the perimeter. A cluster of more than one
+node that is not in hardened mode (Ray TLS and token auth, nodes admitted only by attestation: ``cchet start``)
+gets no calls, so no keys, unless the data owner says ``allow_unhardened=True`` -- which is logged loudly, and
+recorded in the broker's audit log with every release. A local simulated cluster started by ``cchet.init`` itself
+is exempt: every node is a process of this machine, and simulation protects nothing anyway.
 
 The broker is either a listener thread in this process (the default: keys never leave it but HPKE-sealed to
 attested workers), or a standalone ``cchet broker serve`` named by ``broker=URL``, with the broker id the
@@ -12,6 +19,7 @@ workers pin and a job key the data owner created there (``cchet broker key add -
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import sys
@@ -22,14 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from cchet.attest.policy import Policy
+from cchet.broker.tickets import TICKET_TTL_S, issue_ticket
 from cchet.errors import CchetError, IntegrityError, PlacementError
 from cchet.hazmat.keys import DataKey
+from cchet.runtime.code import SealedCode, seal_code
+from cchet.runtime.environment import ENV
 from cchet.runtime.registry import NodeRegistry
-from cchet.runtime.worker import ENV
 
 __all__ = ["Session", "current", "init", "shutdown"]
 
+log = logging.getLogger("cchet.runtime")
+
 JOB_KEY_LIFETIME_S = 24 * 3600
+TICKET_RENEW_S = TICKET_TTL_S // 6  # a cached ticket is renewed when less than this is left
 BROKER_ENV = {"url": "CCHET_BROKER_URL", "id": "CCHET_BROKER_ID", "job_key": "CCHET_JOB_KEY"}
 
 _lock = threading.Lock()
@@ -54,8 +67,16 @@ class Session:
     server: Any = None
     cluster: Any = None
     hardened: bool = False
+    allow_unhardened: bool = False
     keys: dict[bytes, DataKey] = field(default_factory=dict)
     policy_keys: dict[str, DataKey] = field(default_factory=dict)
+    code: dict[int, tuple[Any, SealedCode]] = field(default_factory=dict, repr=False)
+    tickets: dict[tuple[Any, ...], tuple[int, bytes]] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        mode = "hardened" if self.hardened else "not hardened"
+        sim = f", SIMULATED {self.simulate!r}" if self.simulate else ""
+        return f"Session(id={self.session_id.hex()}, broker={self.broker_url}, {mode}{sim})"
 
     @property
     def broker(self) -> Any:
@@ -73,6 +94,68 @@ class Session:
             raise IntegrityError()
         key: DataKey = entry.key
         return key
+
+    def opening_key(self, expected: bytes, named: bytes) -> DataKey:
+        """The key to open an object a descriptor says is sealed under ``expected`` whose frame names ``named``:
+        the same key, or a successor the broker rotated it to; :class:`~cchet.IntegrityError` otherwise."""
+        if named == expected:
+            return self.key(expected)
+        entry = self.local_broker.keys.get(expected) if self.local_broker is not None else None
+        while entry is not None and entry.successor is not None:
+            if entry.successor == named:
+                return self.key(named)
+            entry = self.local_broker.keys.get(entry.successor)
+        raise IntegrityError()
+
+    def sealed_code(self, obj: Any) -> SealedCode:
+        """``obj`` (a function or class) sealed under the job key and stored once for this session."""
+        with _lock:
+            found = self.code.get(id(obj))
+            if found is not None and found[0] is obj:
+                return found[1]
+        import ray
+
+        digest, sealed = seal_code(self.job_key, self.session_id, obj)
+        made = SealedCode(digest, ray.put(sealed))
+        with _lock:
+            self.code[id(obj)] = (obj, made)  # holding obj keeps its id from being reused
+        return made
+
+    def ticket(self, function: bytes, key_ids: tuple[bytes, ...], tee: str, gpu: str | None) -> bytes:
+        """This session's call ticket for calls of ``function`` needing ``key_ids``, renewed before it expires."""
+        slot = (function, key_ids, tee, gpu)
+        now = time.time()
+        with _lock:
+            found = self.tickets.get(slot)
+            if found is not None and found[0] - now > TICKET_RENEW_S:
+                return found[1]
+        made = issue_ticket(
+            self.job_key,
+            session_id=self.session_id,
+            function=function,
+            key_ids=key_ids,
+            tee=tee,
+            gpu=gpu,
+            unhardened=self.allow_unhardened and not self.hardened,
+        )
+        with _lock:
+            self.tickets[slot] = (made.expires, made.to_bytes())
+        return made.to_bytes()
+
+    def check_tenancy(self) -> None:
+        """``CchetError`` saying how to start hardened mode when this is a multi-node cluster outside it (and
+        the owner has not allowed that explicitly)."""
+        if self.hardened or self.allow_unhardened or self.cluster is not None:
+            return
+        nodes = self.registry.node_count
+        if nodes > 1:
+            raise CchetError(
+                f"this Ray cluster has {nodes} nodes and is not in hardened mode, so code that is not cchet's "
+                "could run on the attested nodes, inside the perimeter, and ask for keys: start it in hardened "
+                "mode ('cchet broker cluster init' on the owner's machine, then 'cchet start -- <ray start "
+                "args>' on every node; see docs/clusters.md), or, if every node runs only your jobs, pass "
+                "cchet.init(..., allow_unhardened=True), which is logged and audited"
+            )
 
     def key_for_policy(self, policy: Policy | None) -> DataKey:
         """The job key for results of functions held to ``policy`` (the session job key by default)."""
@@ -219,6 +302,7 @@ def init(
     job_key: DataKey | str | os.PathLike[str] | None = None,
     audit_log: str | os.PathLike[str] | None = None,
     broker_state: str | os.PathLike[str] | None = None,
+    allow_unhardened: bool = False,
     **ray_init_kwargs: Any,
 ) -> Session:
     """Start (or join) Ray, start (or reach) the key broker, attest the nodes; make this the current session.
@@ -235,6 +319,11 @@ def init(
     ``cchet broker serve`` instead (``$CCHET_BROKER_URL``), with its pinned ``broker_id`` (``$CCHET_BROKER_ID``)
     and a ``job_key`` created there (a key file or ``DataKey``; ``$CCHET_JOB_KEY``). Other keyword arguments
     go to ``ray.init``. Raises :class:`~cchet.CchetError` for a second ``init`` or missing broker settings.
+
+    A cluster of more than one node must be in hardened mode (``cchet start``; docs/clusters.md): otherwise calls
+    raise :class:`~cchet.CchetError` saying how, unless ``allow_unhardened=True`` -- every node then counts as
+    the owner's alone, which cchet logs as a warning and records in the audit log (the call tickets carry it to
+    a standalone broker, which records it with every release).
     """
     global _session  # noqa: PLW0603 - the one session of this driver
     import ray
@@ -329,6 +418,7 @@ def init(
         cluster=cluster,
         hardened=os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true")
         and os.environ.get("RAY_AUTH_MODE") == "token",
+        allow_unhardened=allow_unhardened,
         keys={session_key.key_id: session_key},
     )
     with _lock:
@@ -338,10 +428,26 @@ def init(
         session.registry.attest_all(agent_env)
         session.status()
         session.registry.start_refreshing(agent_env)
+        if allow_unhardened and not session.hardened:
+            _allowed_unhardened(session)
     except BaseException:
         shutdown()
         raise
     return session
+
+
+def _allowed_unhardened(session: Session) -> None:
+    """Say loudly, and in the audit log, that the owner let an unhardened cluster receive keys."""
+    message = (
+        "cchet: allow_unhardened=True: this session releases keys on a Ray cluster that is not in hardened mode; "
+        "every node counts as the data owner's alone, and any code Ray runs there is inside the perimeter"
+    )
+    print(message, file=sys.stderr)
+    log.warning("%s", message)
+    if session.local_broker is not None and session.local_broker.audit is not None:
+        session.local_broker.audit.record(
+            "unhardened", requester=f"session={session.session_id.hex()} (data owner)", verdict="allowed"
+        )
 
 
 def shutdown() -> None:

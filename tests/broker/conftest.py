@@ -16,6 +16,7 @@ from cchet.broker.appraisal import EvidenceAppraiser
 from cchet.broker.broker import KeyBroker
 from cchet.broker.client import BrokerClient
 from cchet.broker.transport import InProcessTransport, Transport
+from tests.broker.owner import OwnedClient, Owner
 
 SIM_POLICY = Policy(name="sim", allow_simulation=True)
 
@@ -37,16 +38,19 @@ def make_broker(authority: SimulatedAuthority, tmp_path: Path) -> Callable[..., 
 
 
 @pytest.fixture
-def make_client(authority: SimulatedAuthority) -> Callable[..., BrokerClient]:
+def make_client(authority: SimulatedAuthority) -> Callable[..., OwnedClient]:
+    """A worker of the data owner's session (one owner per broker): its requests carry call tickets."""
+    owners: dict[int, Owner] = {}
+
     def make(
         broker: KeyBroker, kind: str = "tdx", *, transport: Transport | None = None, **attester: Any
-    ) -> BrokerClient:
-        att = SimulatedAttester.for_kind(kind, str(authority.key_dir), **attester)
-        return BrokerClient(
+    ) -> OwnedClient:
+        client = BrokerClient(
             transport or InProcessTransport(broker),
             broker_id=broker.broker_id,
-            attester=att,
+            attester=SimulatedAttester.for_kind(kind, str(authority.key_dir), **attester),
             node_id="node-1",
         )
+        return OwnedClient(client, owners.setdefault(id(broker), Owner(broker)))
 
     return make

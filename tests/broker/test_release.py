@@ -24,6 +24,7 @@ from cchet.broker.messages import KeyRequest, b64e, open_signed
 from cchet.broker.nonces import NonceRegistry
 from cchet.broker.transport import InProcessTransport
 from cchet.hazmat import data_key_bytes
+from tests.broker.owner import OwnedClient, Owner, function_id
 
 
 def _audit(broker: KeyBroker) -> list[dict[str, Any]]:
@@ -33,7 +34,7 @@ def _audit(broker: KeyBroker) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("kind", ["tdx", "snp", "sgx", "tdx+gpu", "snp+2gpu"])
 def test_release_on_simulated_evidence(
-    kind: str, make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
+    kind: str, make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]
 ) -> None:
     broker = make_broker()
     key = broker.add_key()
@@ -51,7 +52,7 @@ def test_release_on_simulated_evidence(
 
 
 def test_cached_release_attests_once(
-    make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
+    make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]
 ) -> None:
     broker = make_broker()
     key = broker.add_key()
@@ -73,12 +74,12 @@ def test_x25519_suite(make_broker: Callable[..., KeyBroker], authority: Simulate
         node_id="n",
         suite=SUITES["X25519"],
     )
-    assert client.keys([key.key_id], function="f")[key.key_id] == key
+    assert OwnedClient(client, Owner(broker)).keys([key.key_id], function="f")[key.key_id] == key
 
 
 def _denied(
     broker: KeyBroker,
-    client: BrokerClient,
+    client: OwnedClient,
     key_ids: list[bytes],
     function: str = "f",
     data_ids: tuple[str, ...] = (),
@@ -112,7 +113,7 @@ def test_policy_refusals(
     tcb: str,
     expect: str,
     make_broker: Callable[..., KeyBroker],
-    make_client: Callable[..., BrokerClient],
+    make_client: Callable[..., OwnedClient],
 ) -> None:
     broker = make_broker(policy, tcb_status=tcb)
     key = broker.add_key()
@@ -121,20 +122,20 @@ def test_policy_refusals(
 
 
 def test_scoped_key_refuses_another_function(
-    make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
+    make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]
 ) -> None:
     broker = make_broker()
-    key = broker.add_key(scope=KeyScope(frozenset({"pkg.allowed"}), frozenset({"ds-1"})))
+    key = broker.add_key(scope=KeyScope(frozenset({function_id("pkg.allowed").hex()}), frozenset({"ds-1"})))
     client = make_client(broker)
     assert client.keys([key.key_id], function="pkg.allowed", data_ids=["ds-1"])[key.key_id] == key
     reasons = _denied(broker, client, [key.key_id], function="pkg.other", data_ids=("ds-1",))
-    assert any("function 'pkg.other' is outside" in r for r in reasons)
+    assert any(f"function '{function_id('pkg.other').hex()}' is outside" in r for r in reasons)
     reasons = _denied(broker, client, [key.key_id], function="pkg.allowed", data_ids=("ds-2",))
     assert any("data id 'ds-2' is outside" in r for r in reasons)
 
 
 def test_unknown_key_id(
-    make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
+    make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]
 ) -> None:
     broker = make_broker()
     known = broker.add_key()
@@ -150,10 +151,16 @@ class Manual:
         self.broker = broker
         self.attester = SimulatedAttester.for_kind(kind, str(authority.key_dir))
         self.key = broker.add_key()
+        self.owner = Owner(broker)
 
     def request(self, function: str = "f") -> KeyRequest:
         return KeyRequest(
-            "node-1", self.attester.tee_kind, function, (self.key.key_id,), gpus=self.attester.gpu_count
+            "node-1",
+            self.attester.tee_kind,
+            function_id(function).hex(),
+            (self.key.key_id,),
+            gpus=self.attester.gpu_count,
+            ticket=self.owner.ticket(function, [self.key.key_id]),
         )
 
     def challenge(self, request: KeyRequest) -> bytes:
@@ -273,7 +280,7 @@ def test_gpu_evidence_from_another_session(
 
 
 def test_squatted_broker_is_rejected(
-    make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient], tmp_path: Path
+    make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient], tmp_path: Path
 ) -> None:
     real = make_broker()
     key = real.add_key()

@@ -27,8 +27,10 @@ from cchet.broker.broker import KeyBroker
 from cchet.broker.client import BrokerClient
 from cchet.broker.messages import ProtocolError
 from cchet.broker.server import BrokerServer
+from cchet.broker.tickets import issue_ticket
 from cchet.broker.transport import HttpTransport, InProcessTransport, Transport
 from cchet.crypto.keyfile import read_key_file
+from tests.broker.owner import OwnedClient, Owner
 from tests.broker_service import broker_serve
 
 
@@ -50,16 +52,20 @@ class Recording:
 
 def _concurrent(broker: KeyBroker, transport: Transport, authority: SimulatedAuthority, n: int = 32) -> None:
     key = broker.add_key()
+    owner = Owner(broker)
     recording = Recording(transport)
     results: list[object] = [None] * n
     barrier = threading.Barrier(n)
 
     def worker(i: int) -> None:
-        client = BrokerClient(
-            recording,
-            broker_id=broker.broker_id,
-            attester=SimulatedAttester.for_kind("tdx", str(authority.key_dir)),
-            node_id=f"node-{i}",
+        client = OwnedClient(
+            BrokerClient(
+                recording,
+                broker_id=broker.broker_id,
+                attester=SimulatedAttester.for_kind("tdx", str(authority.key_dir)),
+                node_id=f"node-{i}",
+            ),
+            owner,
         )
         barrier.wait()
         try:
@@ -87,7 +93,7 @@ def test_32_concurrent_clients_over_http(make_broker: Callable[..., KeyBroker], 
         _concurrent(broker, HttpTransport(server.url), authority)
 
 
-def test_http_errors_are_clear(make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]) -> None:
+def test_http_errors_are_clear(make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]) -> None:
     broker = make_broker()
     with BrokerServer(broker) as server:
         request = urllib.request.Request(f"{server.url}/v1/challenge", data=b"{not json", method="POST")
@@ -136,6 +142,7 @@ CRASH_SCRIPT = textwrap.dedent(
     from cchet.broker.appraisal import EvidenceAppraiser
     from cchet.broker.broker import KeyBroker
     from cchet.broker.client import BrokerClient
+    from cchet.broker.tickets import issue_ticket
     from cchet.broker.transport import InProcessTransport
 
     state, sim = Path(sys.argv[1]), sys.argv[2]
@@ -147,9 +154,11 @@ CRASH_SCRIPT = textwrap.dedent(
     broker = KeyBroker(appraiser=EvidenceAppraiser(simulation_options(auth)),
                        default_policy=Policy(allow_simulation=True), state_dir=state, before_rename=crash)
     key = broker.add_key()
+    job = broker.add_key(kind="job")
+    ticket = issue_ticket(job, session_id=bytes(16), function=bytes(32), key_ids=[key.key_id], tee="any", gpu=None)
     client = BrokerClient(InProcessTransport(broker), broker_id=broker.broker_id,
                           attester=SimulatedAttester(auth, "tdx"), node_id="n")
-    released = client.keys([key.key_id], function="f")[key.key_id]
+    released = client.keys([key.key_id], function=bytes(32).hex(), ticket=ticket.to_bytes())[key.key_id]
     (state.parent / "stream").write_bytes(cchet.seal(released, b"sealed before the crash"))
     (state.parent / "key_id").write_text(key.key_id.hex())
     armed.append(True)
@@ -174,7 +183,7 @@ def test_crash_between_fsync_and_rename_loses_nothing(
     assert "not reached" not in out.stdout
     assert any(p.name.endswith(".tmp") for p in state.iterdir()), "the crash left the unrenamed temporary file"
     broker = make_broker(state_dir=state)
-    assert len(broker.keys) == 1, "the key released before the crash is there, the unacknowledged one is not"
+    assert len(broker.keys) == 2, "the keys stored before the crash are there, the unacknowledged one is not"
     key_id = bytes.fromhex((tmp_path / "key_id").read_text())
     entry = broker.keys.get(key_id)
     assert entry is not None
@@ -191,21 +200,32 @@ def test_cchet_broker_serve(tmp_path: Path, authority: SimulatedAuthority) -> No
         check=True,
         capture_output=True,
     )
+    subprocess.run(
+        [exe, "broker", "key", "add", "--state", state, "--kind", "job", "--out", tmp_path / "job.key"],
+        check=True,
+        capture_output=True,
+    )
     served = broker_serve(
         "--state", state, "--policy", policy, "--audit-log", tmp_path / "audit.jsonl",
         "--simulation-keys", authority.key_dir,
     )  # fmt: skip
     with served as broker:
-        key = read_key_file(tmp_path / "k.key")
+        key, job, stranger = read_key_file(tmp_path / "k.key"), read_key_file(tmp_path / "job.key"), os.urandom(16)
+
+        def ticket(key_id: bytes) -> bytes:
+            return issue_ticket(
+                job, session_id=bytes(16), function=bytes(32), key_ids=[key_id], tee="any", gpu=None
+            ).to_bytes()
+
         client = BrokerClient(
             HttpTransport(broker.url),
             broker_id=bytes.fromhex(broker.broker_id),
             attester=SimulatedAttester(authority, "snp"),
             node_id="n",
         )
-        assert client.keys([key.key_id], function="f")[key.key_id] == key
+        assert client.keys([key.key_id], function=bytes(32).hex(), ticket=ticket(key.key_id))[key.key_id] == key
         with pytest.raises(KeyReleaseDenied, match="unknown key id"):
-            client.keys([os.urandom(16)], function="f")
+            client.keys([stranger], function=bytes(32).hex(), ticket=ticket(stranger))
         verify = subprocess.run(
             [exe, "audit", "verify", tmp_path / "audit.jsonl", "--state", state],
             capture_output=True,
@@ -250,7 +270,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_https_with_a_pinned_ca(
-    tmp_path: Path, make_broker: Callable[..., KeyBroker], make_client: Callable[..., BrokerClient]
+    tmp_path: Path, make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]
 ) -> None:
     import ssl
 

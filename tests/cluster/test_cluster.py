@@ -3,7 +3,8 @@ malicious one, the leak scan with spilling, and (last) a node dying mid-task.
 
 Nodes: an SNP head and two TDX nodes (SIMULATED), plus a plain node with no TEE, a malicious node that
 declares TDX in its labels and environment but holds another simulator's keys, and a node with no TEE whose
-node agent answers with a crafted pickle. Only the first three may ever receive a key or a task. This module runs before ``tests/runtime`` (which shares one Ray of its own).
+node agent answers with a crafted pickle. Only the first three may ever receive a key or a task. This module
+runs before ``tests/runtime`` (which shares one Ray of its own).
 """
 
 from __future__ import annotations
@@ -155,17 +156,20 @@ def test_no_qualifying_node_fails_within_two_seconds(cluster: dict[str, Any]) ->
 
 
 def test_the_malicious_node_gets_no_key(cluster: dict[str, Any]) -> None:
-    """Even asking the broker directly from the malicious node (as a compromised host would) gets nothing."""
+    """Even asking the broker directly from the malicious node (as a compromised host would), with a valid call
+    ticket it stole, gets nothing: its evidence does not verify."""
     import ray
 
     session = cluster["session"]
+    function = bytes(32)
+    ticket = session.ticket(function, (session.job_key.key_id,), "any", None)
 
     @ray.remote(num_cpus=0)
-    def steal(job_key_id: bytes) -> str:
-        from cchet.runtime.worker import worker_client
+    def steal(job_key_id: bytes, ticket: bytes) -> str:
+        from cchet.runtime.environment import worker_client
 
         try:
-            worker_client().keys([job_key_id], function="tests.cluster.where")
+            worker_client().keys([job_key_id], function=function.hex(), ticket=ticket)
         except KeyReleaseDenied as e:
             return "denied: " + "; ".join(e.reasons)
         return "released"
@@ -174,9 +178,9 @@ def test_the_malicious_node_gets_no_key(cluster: dict[str, Any]) -> None:
     answer = ray.get(
         steal.options(
             label_selector={"ray.io/node-id": f"in({cluster['evil']})"}, runtime_env={"env_vars": env}
-        ).remote(session.job_key.key_id)
+        ).remote(session.job_key.key_id, ticket)
     )
-    assert answer.startswith("denied"), answer
+    assert answer.startswith("denied") and "ticket" not in answer, answer
     releases = [line for line in cluster["audit"].read_text().splitlines() if '"release"' in line]
     assert releases and not any(cluster["evil"] in r or cluster["plain"] in r for r in releases)
 

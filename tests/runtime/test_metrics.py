@@ -14,8 +14,8 @@ import pytest
 import cchet
 from cchet import IntegrityError, KeyReleaseDenied
 from cchet.runtime import metrics
+from cchet.runtime.environment import ENV
 from cchet.runtime.values import open_value, seal_value
-from cchet.runtime.worker import ENV
 
 KEY = cchet.DataKey.generate()
 

@@ -10,6 +10,7 @@ import pytest
 
 import cchet
 from cchet.runtime import progress
+from cchet.runtime.frames import read_value_frame
 from cchet.runtime.values import open_value, seal_value
 
 KEY = cchet.DataKey.generate()
@@ -42,10 +43,11 @@ def test_a_bar_counts_every_sealed_byte(monkeypatch: pytest.MonkeyPatch, capsys:
     monkeypatch.setenv(progress.ENV, "1")
     value = np.arange(3 * MIB, dtype=np.uint8)
     with progress.transfer("cchet.put") as put:
-        parts = seal_value(KEY, value, b"ctx")
-    assert put.bar is not None and put.bar.n == put.bar.total == sum(p.nbytes for p in parts)
+        frame = seal_value(KEY, value, b"ctx")
+    sealed = sum(len(p) for p in read_value_frame(frame))
+    assert put.bar is not None and put.bar.n == put.bar.total == sealed
     with progress.transfer("cchet.get") as get:
-        np.testing.assert_array_equal(open_value(KEY, parts, b"ctx"), value)
+        np.testing.assert_array_equal(open_value(KEY, frame, b"ctx"), value)
     assert get.bar is not None and get.bar.n == put.bar.total
     err = capsys.readouterr().err
     assert "cchet.put: 100%" in err and "cchet.get: 100%" in err

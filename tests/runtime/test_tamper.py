@@ -11,6 +11,7 @@ import pytest
 
 import cchet
 from cchet import IntegrityError
+from cchet.runtime.frames import read_result_frame
 from cchet.runtime.sealedref import SealedRef
 
 
@@ -20,12 +21,17 @@ def record(marker: str, a: Any, b: Any = None) -> Any:
     return (a, b)
 
 
+def _flipped(data: bytes, at: int) -> bytes:
+    out = bytearray(data)
+    out[at] ^= 1
+    return bytes(out)
+
+
 def _tampered_put(ref: SealedRef) -> SealedRef:
     import ray
 
-    parts = [np.array(p, copy=True) for p in ray.get(ref.ref)]
-    parts[0][len(parts[0]) // 2] ^= 1
-    return SealedRef(ray.put(parts), ref.descriptor)
+    sealed = ray.get(ref.ref)  # sealed objects are raw bytes: no pickle on this path
+    return SealedRef(ray.put(_flipped(sealed, len(sealed) // 2)), ref.descriptor)
 
 
 @pytest.fixture
@@ -49,12 +55,13 @@ def test_a_flipped_byte_in_the_object_store(tdx_session: Any, marker: Path) -> N
 def test_a_flipped_byte_in_a_result(tdx_session: Any, marker: Path) -> None:
     import ray
 
-    ref = record.remote(str(marker), 1)
-    result, diag = ray.get(ref.ref)
-    result = [np.array(p, copy=True) for p in result]
-    result[0][-1] ^= 1
+    ref = record.remote(str(marker), np.ones(1 << 16, dtype=np.uint8))
+    frame = ray.get(ref.ref)
+    result = read_result_frame(frame).result
+    assert result is not None
+    at = 13 + len(result) // 2  # inside the sealed result, after the frame's 13-byte head
     with pytest.raises(IntegrityError):
-        cchet.get(SealedRef(ray.put((result, diag)), ref.descriptor))
+        cchet.get(SealedRef(ray.put(_flipped(frame, at)), ref.descriptor))
 
 
 def test_swapped_sealed_arguments(tdx_session: Any, marker: Path) -> None:

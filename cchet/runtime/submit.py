@@ -1,0 +1,99 @@
+"""The driver side of every confidential call: one submit path for tasks, actor constructors and actor methods.
+
+:func:`submit` finds the qualifying nodes (``PlacementError`` at once when there are none), picks the output key
+for the call's policy, makes sure the code is sealed and stored for this session, gets the session's call
+ticket for the function, its key set and its requirements, seals the call, puts its large sealed arguments into
+the object store, and hands Ray the generic entry point with three arguments: the clear call header (inline in
+the task specification) and two lists of object references (nested, so that Ray does not resolve them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cchet.runtime.envelope import ActorCall, call_key_ids, seal_call
+from cchet.runtime.options import TaskOptions
+from cchet.runtime.sealedref import Descriptor, SealedRef
+
+__all__ = ["Submitted", "placement_options", "submit"]
+
+Invoke = Callable[[bytes, list[Any], list[Any], dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A submitted call: its result, and the output key and key set it was sealed for."""
+
+    ref: SealedRef
+    out_key_id: bytes
+    key_ids: tuple[bytes, ...]
+
+
+def placement_options(session: Any, opts: TaskOptions, nodes: list[str], key_ids: tuple[bytes, ...]) -> dict[str, Any]:
+    """Ray options for a confidential task or actor: the user's Ray options, the qualifying nodes as a label
+    selector, SPREAD when asked, and a ``runtime_env`` whose cchet part is distinct per key scope (so Ray never
+    runs two scopes in one worker process)."""
+    scope = hashlib.sha256(b"".join(key_ids) + (opts.policy.policy_id.encode() if opts.policy else b""))
+    ray_options = dict(opts.ray)
+    user_env = dict(ray_options.pop("runtime_env", None) or {})
+    env = dict(user_env.get("env_vars", {}))
+    env.update(session.worker_env(scope.digest()))
+    user_env["env_vars"] = env
+    ray_options["runtime_env"] = user_env
+    ray_options["label_selector"] = {"ray.io/node-id": f"in({','.join(nodes)})"}
+    if opts.spread:
+        ray_options["scheduling_strategy"] = "SPREAD"
+    return ray_options
+
+
+def submit(
+    target: Any,
+    opts: TaskOptions,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    invoke: Invoke,
+    *,
+    actor: ActorCall | None = None,
+    method_of: bytes | None = None,
+) -> Submitted:
+    """Seal and submit one call of ``target`` (a function, or an actor class); returns its :class:`Submitted`.
+
+    ``invoke(header, code refs, payload refs, ray options)`` hands it to Ray. Tasks and actor constructors are
+    placed by ``opts``; an actor's method calls (``method_of``: the actor's output key id) go where the actor
+    is, and its code is already there.
+    """
+    import ray
+
+    from cchet.runtime.session import current, require_placement
+
+    session = current()
+    session.check_tenancy()
+    if method_of is None:
+        nodes = require_placement(opts.tee, opts.gpu)
+        out_key = session.key_for_policy(opts.policy)
+    else:
+        nodes, out_key = [], session.key(method_of)
+    code = session.sealed_code(target)
+    key_ids = call_key_ids(session.job_key, out_key, opts.keys, (*args, *kwargs.values()))
+    ticket = session.ticket(code.digest, key_ids, opts.tee, opts.gpu)
+    sealed = seal_call(
+        session_id=session.session_id,
+        function=code.digest,
+        job_key=session.job_key,
+        output_key=out_key,
+        key_ids=key_ids,
+        tee=opts.tee,
+        gpu=opts.gpu,
+        ticket=ticket,
+        args=args,
+        kwargs=kwargs,
+        actor=actor,
+    )
+    payloads = [ray.put(p) if isinstance(p, bytes) else p for p in sealed.payloads]
+    ray_options = placement_options(session, opts, nodes, key_ids) if method_of is None else {}
+    ref = invoke(sealed.header, [code.ref] if method_of is None else [], payloads, ray_options)
+    descriptor = Descriptor(session.session_id, code.digest, sealed.call_id, 0, out_key.key_id)
+    return Submitted(SealedRef(ref, descriptor), out_key.key_id, key_ids)

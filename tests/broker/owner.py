@@ -1,0 +1,44 @@
+"""The data owner's side of key release, for broker tests: a job key the broker holds, and call tickets."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from cchet.broker.broker import KeyBroker
+from cchet.broker.client import BrokerClient, ReleasedKeys
+from cchet.broker.tickets import issue_ticket
+
+
+def function_id(name: str) -> bytes:
+    """A 32-byte function identity for a test function name (in a session: the digest of its sealed code)."""
+    return hashlib.sha256(name.encode()).digest()
+
+
+class Owner:
+    """The data owner: a job key the broker holds, and the call tickets it signs with it."""
+
+    def __init__(self, broker: KeyBroker) -> None:
+        self.job = broker.add_key(kind="job")
+
+    def ticket(self, function: str, key_ids: Iterable[bytes], tee: str = "any", gpu: str | None = None) -> bytes:
+        return issue_ticket(
+            self.job, session_id=bytes(16), function=function_id(function), key_ids=key_ids, tee=tee, gpu=gpu
+        ).to_bytes()
+
+
+class OwnedClient:
+    """A worker's :class:`BrokerClient` whose requests carry the owner's ticket for the function they name."""
+
+    def __init__(self, client: BrokerClient, owner: Owner) -> None:
+        self.client = client
+        self.owner = owner
+
+    @property
+    def attestations(self) -> int:
+        return self.client.attestations
+
+    def keys(self, key_ids: Iterable[bytes], *, function: str, data_ids: Iterable[str] = ()) -> ReleasedKeys:
+        ids = list(key_ids)
+        ticket = self.owner.ticket(function, ids)
+        return self.client.keys(ids, function=function_id(function).hex(), data_ids=data_ids, ticket=ticket)
