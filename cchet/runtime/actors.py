@@ -72,8 +72,8 @@ class ActorClass:
         host = _host(is_async)
         handles: list[Any] = []
 
-        def invoke(header: bytes, code: list[Any], payloads: list[Any], ray_options: dict[str, Any]) -> Any:
-            handles.append(host.options(**ray_options).remote(header, code, payloads))
+        def invoke(header: bytes, payloads: list[Any], ray_options: dict[str, Any]) -> Any:
+            handles.append(host.options(**ray_options).remote(header, payloads))
             return handles[0].ready.remote()
 
         made = submit(self._cls, self._options, args, kwargs, invoke, actor=binding)
@@ -119,7 +119,7 @@ class _ActorMethod:
     def remote(self, *args: Any, **kwargs: Any) -> SealedRef:
         actor = self._actor
 
-        def invoke(header: bytes, code: list[Any], payloads: list[Any], ray_options: dict[str, Any]) -> Any:
+        def invoke(header: bytes, payloads: list[Any], ray_options: dict[str, Any]) -> Any:
             return actor._handle.call.remote(header, payloads)
 
         with actor._seq_lock:  # numbers are handed out in submission order, as Ray delivers them

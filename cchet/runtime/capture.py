@@ -5,7 +5,7 @@ Three layers, installed once per worker process (:func:`install`) and active onl
 * ``sys.stdout`` and ``sys.stderr`` become proxies that send each write to the call running in the current
   thread or asyncio task (a context variable), or to the real stream when none is;
 * ``logging.Logger.handle`` hands every record of a call -- from any logger, whatever its handlers or
-  ``propagate`` -- to that call instead of to the handlers;
+  ``propagate`` (levels apply as usual) -- to that call instead of to the handlers;
 * file descriptors 1 and 2 point at in-memory files (``memfd``) from the moment the first call starts until
   the last one ends, catching ``os.write``, C-level ``printf`` (C stdio is flushed at every boundary) and
   subprocesses, which inherit them.
@@ -132,7 +132,6 @@ class _Descriptors:
         self.files: tuple[int, int] | None = None
         self.saved: tuple[int, int] | None = None
         self.read = [0, 0]
-        self.root_level = logging.NOTSET
         try:
             self.libc_flush: Any = ctypes.CDLL(None).fflush
         except (OSError, AttributeError):  # no C library to flush
@@ -191,9 +190,6 @@ class _Descriptors:
         self.saved = (os.dup(1), os.dup(2))
         os.dup2(self.files[0], 1)
         os.dup2(self.files[1], 2)
-        root = logging.getLogger()
-        self.root_level = root.level
-        root.setLevel(logging.NOTSET)  # every record of a call is captured; the driver's logging decides
 
     def _restore(self) -> None:
         assert self.saved is not None
@@ -202,7 +198,6 @@ class _Descriptors:
         for fd in self.saved:
             os.close(fd)
         self.saved = None
-        logging.getLogger().setLevel(self.root_level)
 
 
 _descriptors = _Descriptors()

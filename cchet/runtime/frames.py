@@ -6,11 +6,12 @@ big-endian:
 
 * **value frame** -- a sealed Python value: ``"CCV1" | u32 n | n x u64 length | n sealed streams`` (part 0 the
   pickle, then one part per out-of-band buffer; :mod:`cchet.runtime.values`).
-* **result frame** -- what a call returns: ``"CCR1" | u8 status`` then, for ``OK``, ``u64 length | result
-  value frame | diagnostics value frame``; for ``ERROR``, the diagnostics value frame alone (the exception is
-  sealed inside); for ``FAULT``, ``u8 kind | u32 length | UTF-8 text``: a failure before the worker held any
-  key (the broker refused, the call could not be authenticated), which carries no data and is not
-  authenticated -- its text is shown as the worker's report, never trusted.
+* **result frame** -- what a call returns: ``"CCR1" | u8 status`` then, for ``OK``, a value frame holding the
+  result and the call's diagnostics together (context ``ret``); for ``ERROR``, a value frame holding the
+  diagnostics alone, the exception sealed inside (context ``diag``); for ``FAULT``, ``u8 kind | u32 length |
+  UTF-8 text``: a failure before the worker held any key (the broker refused, the call could not be
+  authenticated), which carries no data and is not authenticated -- its text is shown as the worker's report,
+  never trusted.
 * **call header** -- the clear part of a call, passed inline in Ray's task specification:
   ``"CCC1" | session id (16) | call id (16) | function (32) | u32 length | call ticket | u8 envelope slot |
   sealed envelope value frame`` (slot 255: inline, else the index of the object reference holding it).
@@ -37,6 +38,7 @@ import numpy as np
 from cchet.errors import SealedFormatError
 
 __all__ = [
+    "RESULT_HEAD",
     "CallHeader",
     "Fault",
     "ResultFrame",
@@ -45,8 +47,9 @@ __all__ = [
     "read_call_header",
     "read_result_frame",
     "read_value_frame",
-    "result_frame_layout",
+    "result_frame_head",
     "value_frame_layout",
+    "value_frame_size",
     "write_call_header",
     "write_fault",
 ]
@@ -166,37 +169,22 @@ def read_value_frame(frame: bytes | memoryview) -> list[memoryview]:
 
 @dataclass(frozen=True)
 class ResultFrame:
-    """A parsed result frame: ``result`` and ``diagnostics`` are value frames (``result`` only for OK), or
-    ``fault`` and ``text`` for a FAULT."""
+    """A parsed result frame: ``value`` is the sealed value frame (OK, ERROR), or ``fault`` and ``text``."""
 
     status: int
-    result: memoryview | None = None
-    diagnostics: memoryview | None = None
+    value: memoryview | None = None
     fault: int = 0
     text: str = ""
 
 
-def result_frame_layout(
-    dest: np.ndarray, result_size: int | None, diag_size: int
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """Write a result frame's header into ``dest`` and return the slots (result value frame or None for
-    ERROR, diagnostics value frame)."""
-    if result_size is None:
-        head = RESULT_MAGIC + bytes([Status.ERROR])
-    else:
-        head = RESULT_MAGIC + bytes([Status.OK]) + _U64.pack(result_size)
-    if len(dest) != len(head) + (result_size or 0) + diag_size:
-        raise ValueError("the destination is not the size of the frame")
-    dest[: len(head)] = np.frombuffer(head, dtype=np.uint8)
-    at = len(head)
-    result = None
-    if result_size is not None:
-        result, at = dest[at : at + result_size], at + result_size
-    return result, dest[at:]
+RESULT_HEAD = len(RESULT_MAGIC) + 1
 
 
-def result_frame_size(result_size: int | None, diag_size: int) -> int:
-    return len(RESULT_MAGIC) + 1 + (0 if result_size is None else _U64.size + result_size) + diag_size
+def result_frame_head(dest: np.ndarray, ok: bool) -> np.ndarray:
+    """Write a result frame's head into ``dest`` and return the slot of its value frame."""
+    head = RESULT_MAGIC + bytes([Status.OK if ok else Status.ERROR])
+    dest[:RESULT_HEAD] = np.frombuffer(head, dtype=np.uint8)
+    return dest[RESULT_HEAD:]
 
 
 def write_fault(kind: int, text: str) -> bytes:
@@ -212,15 +200,8 @@ def read_result_frame(frame: bytes | memoryview) -> ResultFrame:
     if len(data) < 5 or bytes(data[:4]) != RESULT_MAGIC:
         raise SealedFormatError("frame", "not a cchet result frame (magic)")
     status = data[4]
-    if status == Status.OK:
-        if len(data) < 13:
-            raise SealedFormatError("frame", "truncated result frame")
-        (size,) = _U64.unpack_from(data, 5)
-        if size > len(data) - 13:
-            raise SealedFormatError("frame", "the result runs past the end of the frame")
-        return ResultFrame(Status.OK, data[13 : 13 + size], data[13 + size :])
-    if status == Status.ERROR:
-        return ResultFrame(Status.ERROR, None, data[5:])
+    if status in (Status.OK, Status.ERROR):
+        return ResultFrame(status, data[RESULT_HEAD:])
     if status == Status.FAULT:
         if len(data) < 10 or data[5] not in Fault.KINDS:
             raise SealedFormatError("frame", "malformed fault report")

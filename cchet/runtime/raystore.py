@@ -10,10 +10,14 @@ read-only view. Ray's own failure objects (worker or node died, object lost, uns
 errors named after Ray's error type, without reading their data; any other metadata is refused as
 :class:`~cchet.IntegrityError`.
 
-The core worker's ``get_objects`` and Ray's ``ErrorType`` numbering are internals: :data:`TESTED_RAY` names the
-Ray release they were checked against, :func:`check_ray` refuses a Ray whose core worker no longer answers in
-the shape this module reads, and ``tests/runtime/test_raystore.py`` fails loudly when a Ray upgrade changes
-them.
+Sealed code is kept in the GCS's key-value store (:func:`put_blob`, :func:`get_blob`: values are bytes there,
+never unpickled), where Ray keeps its own exported functions: once per session and function, so that no call
+has to carry it.
+
+The core worker's ``get_objects``, the GCS key-value store and Ray's ``ErrorType`` numbering are internals:
+:data:`TESTED_RAY` names the Ray release they were checked against, :func:`check_ray` refuses a Ray whose core
+worker no longer answers in the shape this module reads, and ``tests/runtime/test_raystore.py`` fails loudly
+when a Ray upgrade changes them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,18 @@ from typing import Any
 
 from cchet.errors import CchetError, IntegrityError, PlacementError
 
-__all__ = ["RAW", "TESTED_RAY", "RawObject", "RayFailure", "check_ray", "raw_bytes", "read_raw"]
+__all__ = [
+    "RAW",
+    "TESTED_RAY",
+    "RawObject",
+    "RayFailure",
+    "check_ray",
+    "delete_blob",
+    "get_blob",
+    "put_blob",
+    "raw_bytes",
+    "read_raw",
+]
 
 log = logging.getLogger("cchet.runtime")
 
@@ -176,3 +191,30 @@ def raw_bytes(obj: RawObject, what: str) -> memoryview:
 def _error_code(metadata: bytes) -> int | None:
     head = metadata.split(b",", 1)[0]
     return int(head) if head.isdigit() and len(head) <= 3 else None
+
+
+BLOB_NAMESPACE = "cchet"
+
+
+def put_blob(key: bytes, data: bytes) -> None:
+    """Keep ``data`` (sealed bytes only: the GCS is not trusted for confidentiality) under ``key``."""
+    from ray.experimental import internal_kv
+
+    check_ray()
+    internal_kv._internal_kv_put(key, data, overwrite=True, namespace=BLOB_NAMESPACE)
+
+
+def get_blob(key: bytes) -> bytes | None:
+    """The bytes kept under ``key``, or None. Untrusted: authenticate them before any use."""
+    from ray.experimental import internal_kv
+
+    check_ray()
+    found = internal_kv._internal_kv_get(key, namespace=BLOB_NAMESPACE)
+    return bytes(found) if isinstance(found, bytes | bytearray | memoryview) else None
+
+
+def delete_blob(key: bytes) -> None:
+    from ray.experimental import internal_kv
+
+    if internal_kv._internal_kv_initialized():  # type: ignore[no-untyped-call]
+        internal_kv._internal_kv_del(key, namespace=BLOB_NAMESPACE)

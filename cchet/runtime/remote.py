@@ -47,11 +47,11 @@ def _entry(max_calls: int | None, ray_options: dict[str, Any]) -> Any:
         return made
 
 
-def _invoke(header: bytes, code: list[Any], payloads: list[Any], ray_options: dict[str, Any]) -> Any:
+def _invoke(header: bytes, payloads: list[Any], ray_options: dict[str, Any]) -> Any:
     max_calls = ray_options.pop("max_calls", None)
     if ray_options.get("num_gpus") and max_calls is None:
         max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
-    return _entry(max_calls, ray_options).remote(header, code, payloads)
+    return _entry(max_calls, ray_options).remote(header, payloads)
 
 
 class RemoteFunction:

@@ -52,21 +52,28 @@ def open_result(data: memoryview, descriptor: Descriptor, key_for: KeyFor, *, re
     """Open the object a descriptor names. ``replay_as`` (the driver) prints the producer's output and re-logs
     its records under that label first; a consuming worker passes None. Raises the producer's exception,
     :class:`~cchet.IntegrityError`, or the error a fault report stands for."""
-    if descriptor.producer_digest == PUT_DIGEST:
-        return _open(key_for, descriptor.key_id, data, descriptor.context())
+    d = descriptor
+    if d.producer_digest == PUT_DIGEST:
+        return _open(key_for, d.key_id, data, d.context())
     frame = read_result_frame(data)
     if frame.status == Status.FAULT:
         raise fault_error(frame.fault, frame.text)
-    assert frame.diagnostics is not None
-    d = descriptor
-    outcome = _open(
-        key_for, d.key_id, frame.diagnostics, context(Role.DIAG, d.session_id, d.producer_digest, d.call_id)
-    )
+    assert frame.value is not None
+    if frame.status == Status.OK:
+        opened = _open(key_for, d.key_id, frame.value, d.context())
+        if not (isinstance(opened, tuple) and len(opened) == 2):
+            raise IntegrityError()
+        value, outcome = opened
+    else:
+        value, outcome = (
+            None,
+            _open(key_for, d.key_id, frame.value, context(Role.DIAG, d.session_id, d.producer_digest, d.call_id)),
+        )
     error = raised(outcome)
     if replay_as is not None:
         replay(outcome, replay_as)
     if error is not None:
         raise error
-    if frame.status != Status.OK or frame.result is None:
-        raise IntegrityError()
-    return _open(key_for, d.key_id, frame.result, d.context())
+    if frame.status != Status.OK:
+        raise IntegrityError()  # an ERROR frame without an error
+    return value

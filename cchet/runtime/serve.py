@@ -15,7 +15,8 @@ Authenticate first, then parse. For each call, in order:
 5. open the code (once per process and identity) and every argument, each only as what the envelope says it
    must be;
 6. run it with all its output captured per call (:mod:`cchet.runtime.capture`);
-7. seal the result and the diagnostics under the output key the envelope names.
+7. seal the result with the diagnostics (or the diagnostics alone, with the exception) under the output key the
+   envelope names.
 
 It returns one result frame (:mod:`cchet.runtime.frames`). Failures before step 4 completes carry no data and
 return a clear ``FAULT`` report; every later failure is sealed into the diagnostics.
@@ -41,12 +42,12 @@ from cchet.runtime.envelope import CONSTRUCTOR, ActorCall, ArgSlot, CallEnvelope
 from cchet.runtime.environment import worker_client
 from cchet.runtime.frames import (
     INLINE,
+    RESULT_HEAD,
     CallHeader,
     Fault,
     new_bytes,
     read_call_header,
-    result_frame_layout,
-    result_frame_size,
+    result_frame_head,
     write_fault,
 )
 from cchet.runtime.raystore import RayFailure, raw_bytes, read_raw
@@ -114,23 +115,21 @@ class _Call:
             self.fail(capture.OverlapError())
 
     def seal(self) -> bytes:
-        """The result frame: result (when the call succeeded) and diagnostics under the output key."""
+        """The result frame: the result with the diagnostics (OK), or the diagnostics alone (ERROR), sealed
+        under the output key."""
         h = self.header
-        result: PreparedValue | None = None
+        sealed: PreparedValue | None = None
         if self.ok:
             try:
-                result = prepare(self.value)
+                sealed = prepare((self.value, self.outcome))
             except Exception as e:  # an unpicklable result fails the call, sealed
                 self.fail(e)
-        diag = prepare(self.outcome)
-        size = result_frame_size(None if result is None else result.frame_size, diag.frame_size)
-        frame, view = new_bytes(size)
-        result_slot, diag_slot = result_frame_layout(
-            view, None if result is None else result.frame_size, diag.frame_size
-        )
-        if result is not None and result_slot is not None:
-            result.seal_into(self.out_key, context(Role.RET, h.session_id, h.function, h.call_id, 0), result_slot)
-        diag.seal_into(self.out_key, context(Role.DIAG, h.session_id, h.function, h.call_id), diag_slot)
+        if sealed is not None:
+            ctx = context(Role.RET, h.session_id, h.function, h.call_id, 0)
+        else:
+            sealed, ctx = prepare(self.outcome), context(Role.DIAG, h.session_id, h.function, h.call_id)
+        frame, view = new_bytes(RESULT_HEAD + sealed.frame_size)
+        sealed.seal_into(self.out_key, ctx, result_frame_head(view, ok=self.ok))
         return frame
 
 
@@ -213,7 +212,7 @@ def _arguments(call: _Call, payloads: list[memoryview], released: ReleasedKeys, 
     call.kwargs = {name: resolve(len(env.args) + j, slot) for j, (name, slot) in enumerate(env.kwargs)}
 
 
-def _open(header_bytes: bytes, code: list[Any], payload_refs: list[Any], target: Target) -> _Call | bytes:
+def _open(header_bytes: bytes, payload_refs: list[Any], target: Target) -> _Call | bytes:
     """Steps 1-5: a call ready to run (or already failed, sealed), or a FAULT report."""
     try:
         try:
@@ -224,7 +223,6 @@ def _open(header_bytes: bytes, code: list[Any], payload_refs: list[Any], target:
         if ticket.function != header.function or ticket.session_id != header.session_id:
             raise _Refused(Fault.INTEGRITY, "the call ticket is for another function or session")
         payloads = _objects(payload_refs, "argument object")
-        sealed_code = _objects(code, "code object") if cached(header.function) is None else []
         released = _release(header, ticket)
         envelope = _envelope(header, ticket, released, payloads)
         out_key = released.sealing_key(envelope.output_key_id)
@@ -237,11 +235,7 @@ def _open(header_bytes: bytes, code: list[Any], payload_refs: list[Any], target:
 
     def load() -> Any:
         obj = cached(header.function)
-        if obj is None:
-            if not sealed_code:
-                raise IntegrityError()
-            obj = load_code(header.function, sealed_code[0], job_key, header.session_id)
-        return obj
+        return obj if obj is not None else load_code(header.function, job_key, header.session_id)
 
     try:
         call.fn = target(envelope, load)
@@ -252,9 +246,9 @@ def _open(header_bytes: bytes, code: list[Any], payload_refs: list[Any], target:
     return call
 
 
-def serve(header: bytes, code: list[Any], payloads: list[Any], target: Target) -> bytes:
+def serve(header: bytes, payloads: list[Any], target: Target) -> bytes:
     """Serve one call of a synchronous function or method; returns its result frame."""
-    call = _open(header, code, payloads, target)
+    call = _open(header, payloads, target)
     if isinstance(call, bytes):
         return call
     assert call.fn is not None
@@ -263,9 +257,9 @@ def serve(header: bytes, code: list[Any], payloads: list[Any], target: Target) -
     return call.seal()
 
 
-async def serve_async(header: bytes, code: list[Any], payloads: list[Any], target: Target) -> bytes:
+async def serve_async(header: bytes, payloads: list[Any], target: Target) -> bytes:
     """:func:`serve` for an async actor: a coroutine method is awaited inside the call's capture."""
-    call = _open(header, code, payloads, target)
+    call = _open(header, payloads, target)
     if isinstance(call, bytes):
         return call
     assert call.fn is not None
@@ -282,11 +276,11 @@ def _task(envelope: CallEnvelope, load: Callable[[], Any]) -> Callable[..., Any]
     return fn  # type: ignore[no-any-return]
 
 
-def entry(header: bytes, code: list[Any], payloads: list[Any]) -> bytes:
+def entry(header: bytes, payloads: list[Any]) -> bytes:
     """Ray's only view of a confidential task: the same function for every user function. ``header`` is the
-    clear call header; ``code`` and ``payloads`` are lists of object references (nested, so that Ray does not
-    resolve and deserialize them before cchet reads them as raw bytes)."""
-    return serve(header, code, payloads, _task)
+    clear call header; ``payloads`` a list of object references (nested, so that Ray does not resolve and
+    deserialize them before cchet reads them as raw bytes)."""
+    return serve(header, payloads, _task)
 
 
 def public_methods(cls: type) -> dict[str, Any]:
@@ -307,7 +301,7 @@ class ActorHost:
     sent to another actor, or -- for ordered actors -- reordered or dropped on the way runs nothing. The
     constructor's failure is kept sealed and returned by every later call."""
 
-    def __init__(self, header: bytes, code: list[Any], payloads: list[Any]) -> None:
+    def __init__(self, header: bytes, payloads: list[Any]) -> None:
         self._cls: type | None = None
         self._instance: Any = None
         self._ctor_error: BaseException | None = None
@@ -316,7 +310,7 @@ class ActorHost:
         self._last = -1  # every sequence number up to this one has been accepted
         self._seen: set[int] = set()  # accepted numbers above it (concurrent actors only)
         self._lock = threading.Lock()
-        self._ready = serve(header, code, payloads, self._constructor)
+        self._ready = serve(header, payloads, self._constructor)
 
     def _constructor(self, envelope: CallEnvelope, load: Callable[[], Any]) -> Callable[..., Any]:
         cls = load()
@@ -373,11 +367,11 @@ class ActorHost:
 
     def call(self, header: bytes, payloads: list[Any]) -> bytes:
         """Serve one method call; returns its result frame."""
-        return serve(header, [], payloads, self._method)
+        return serve(header, payloads, self._method)
 
 
 class AsyncActorHost(ActorHost):
     """:class:`ActorHost` for classes with ``async def`` methods: Ray runs it as an async actor."""
 
     async def call(self, header: bytes, payloads: list[Any]) -> bytes:  # type: ignore[override]
-        return await serve_async(header, [], payloads, self._method)
+        return await serve_async(header, payloads, self._method)

@@ -33,7 +33,7 @@ from cchet.attest.policy import Policy
 from cchet.broker.tickets import TICKET_TTL_S, issue_ticket
 from cchet.errors import CchetError, IntegrityError, PlacementError
 from cchet.hazmat.keys import DataKey
-from cchet.runtime.code import SealedCode, seal_code
+from cchet.runtime.code import code_key, store_code
 from cchet.runtime.environment import ENV
 from cchet.runtime.registry import NodeRegistry
 
@@ -70,7 +70,7 @@ class Session:
     allow_unhardened: bool = False
     keys: dict[bytes, DataKey] = field(default_factory=dict)
     policy_keys: dict[str, DataKey] = field(default_factory=dict)
-    code: dict[int, tuple[Any, SealedCode]] = field(default_factory=dict, repr=False)
+    code: dict[int, tuple[Any, bytes]] = field(default_factory=dict, repr=False)
     tickets: dict[tuple[Any, ...], tuple[int, bytes]] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -107,19 +107,26 @@ class Session:
             entry = self.local_broker.keys.get(entry.successor)
         raise IntegrityError()
 
-    def sealed_code(self, obj: Any) -> SealedCode:
-        """``obj`` (a function or class) sealed under the job key and stored once for this session."""
+    def function_identity(self, obj: Any) -> bytes:
+        """The identity of ``obj`` (a function or class) in this session: sealed under the job key and stored
+        for the workers on first use (:mod:`cchet.runtime.code`)."""
         with _lock:
             found = self.code.get(id(obj))
             if found is not None and found[0] is obj:
                 return found[1]
-        import ray
-
-        digest, sealed = seal_code(self.job_key, self.session_id, obj)
-        made = SealedCode(digest, ray.put(sealed))
+        digest = store_code(self.job_key, self.session_id, obj)
         with _lock:
-            self.code[id(obj)] = (obj, made)  # holding obj keeps its id from being reused
-        return made
+            self.code[id(obj)] = (obj, digest)  # holding obj keeps its id from being reused
+        return digest
+
+    def forget_code(self) -> None:
+        """Remove this session's sealed code from the cluster's store."""
+        from cchet.runtime.raystore import delete_blob
+
+        with _lock:
+            digests, self.code = [d for _, d in self.code.values()], {}
+        for digest in digests:
+            delete_blob(code_key(digest))
 
     def ticket(self, function: bytes, key_ids: tuple[bytes, ...], tee: str, gpu: str | None) -> bytes:
         """This session's call ticket for calls of ``function`` needing ``key_ids``, renewed before it expires."""
@@ -460,6 +467,8 @@ def shutdown() -> None:
     if session is None:
         return
     session.registry.stop()
+    if ray.is_initialized():
+        session.forget_code()
     if session.server is not None:
         session.server.stop()
     if session.started_ray and ray.is_initialized():

@@ -3,8 +3,8 @@
 :func:`submit` finds the qualifying nodes (``PlacementError`` at once when there are none), picks the output key
 for the call's policy, makes sure the code is sealed and stored for this session, gets the session's call
 ticket for the function, its key set and its requirements, seals the call, puts its large sealed arguments into
-the object store, and hands Ray the generic entry point with three arguments: the clear call header (inline in
-the task specification) and two lists of object references (nested, so that Ray does not resolve them).
+the object store, and hands Ray the generic entry point with two arguments: the clear call header (inline in
+the task specification) and a list of object references (nested, so that Ray does not resolve them).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from cchet.runtime.sealedref import Descriptor, SealedRef
 
 __all__ = ["Submitted", "placement_options", "submit"]
 
-Invoke = Callable[[bytes, list[Any], list[Any], dict[str, Any]], Any]
+Invoke = Callable[[bytes, list[Any], dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,8 @@ def submit(
 ) -> Submitted:
     """Seal and submit one call of ``target`` (a function, or an actor class); returns its :class:`Submitted`.
 
-    ``invoke(header, code refs, payload refs, ray options)`` hands it to Ray. Tasks and actor constructors are
-    placed by ``opts``; an actor's method calls (``method_of``: the actor's output key id) go where the actor
-    is, and its code is already there.
+    ``invoke(header, payload refs, ray options)`` hands it to Ray. Tasks and actor constructors are placed by
+    ``opts``; an actor's method calls (``method_of``: the actor's output key id) go where the actor is.
     """
     import ray
 
@@ -76,12 +75,12 @@ def submit(
         out_key = session.key_for_policy(opts.policy)
     else:
         nodes, out_key = [], session.key(method_of)
-    code = session.sealed_code(target)
+    function = session.function_identity(target)
     key_ids = call_key_ids(session.job_key, out_key, opts.keys, (*args, *kwargs.values()))
-    ticket = session.ticket(code.digest, key_ids, opts.tee, opts.gpu)
+    ticket = session.ticket(function, key_ids, opts.tee, opts.gpu)
     sealed = seal_call(
         session_id=session.session_id,
-        function=code.digest,
+        function=function,
         job_key=session.job_key,
         output_key=out_key,
         key_ids=key_ids,
@@ -94,6 +93,6 @@ def submit(
     )
     payloads = [ray.put(p) if isinstance(p, bytes) else p for p in sealed.payloads]
     ray_options = placement_options(session, opts, nodes, key_ids) if method_of is None else {}
-    ref = invoke(sealed.header, [code.ref] if method_of is None else [], payloads, ray_options)
-    descriptor = Descriptor(session.session_id, code.digest, sealed.call_id, 0, out_key.key_id)
+    ref = invoke(sealed.header, payloads, ray_options)
+    descriptor = Descriptor(session.session_id, function, sealed.call_id, 0, out_key.key_id)
     return Submitted(SealedRef(ref, descriptor), out_key.key_id, key_ids)

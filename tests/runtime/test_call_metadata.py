@@ -35,11 +35,11 @@ def _rewriting(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
     """Rewrite the ticket in every call header on its way to Ray."""
     invoke = remote_module._invoke
 
-    def tampered(header: bytes, code: list[Any], payloads: list[Any], ray_options: dict[str, Any]) -> Any:
+    def tampered(header: bytes, payloads: list[Any], ray_options: dict[str, Any]) -> Any:
         h = read_call_header(header)
         ticket = change(CallTicket.from_bytes(h.ticket)).to_bytes()
         forged = write_call_header(h.session_id, h.call_id, h.function, ticket, envelope=bytes(h.envelope))
-        return invoke(forged, code, payloads, ray_options)
+        return invoke(forged, payloads, ray_options)
 
     monkeypatch.setattr(remote_module, "_invoke", tampered)
 

@@ -11,7 +11,7 @@ import pytest
 
 import cchet
 from cchet import IntegrityError
-from cchet.runtime.frames import read_result_frame
+from cchet.runtime.frames import RESULT_HEAD, read_result_frame
 from cchet.runtime.sealedref import SealedRef
 
 
@@ -57,9 +57,8 @@ def test_a_flipped_byte_in_a_result(tdx_session: Any, marker: Path) -> None:
 
     ref = record.remote(str(marker), np.ones(1 << 16, dtype=np.uint8))
     frame = ray.get(ref.ref)
-    result = read_result_frame(frame).result
-    assert result is not None
-    at = 13 + len(result) // 2  # inside the sealed result, after the frame's 13-byte head
+    assert read_result_frame(frame).value is not None
+    at = RESULT_HEAD + (len(frame) - RESULT_HEAD) // 2  # inside the sealed result, after the frame's head
     with pytest.raises(IntegrityError):
         cchet.get(SealedRef(ray.put(_flipped(frame, at)), ref.descriptor))
 
