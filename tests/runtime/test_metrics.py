@@ -38,11 +38,12 @@ def test_counters_are_ray_metrics_with_their_declared_tags(monkeypatch: pytest.M
     from ray.util.metrics import Counter
 
     calls: list[tuple[str, float, dict[str, str]]] = []
+    metrics.flush()  # what earlier tests counted
     monkeypatch.setattr(
         Counter, "inc", lambda self, value=1.0, tags=None: calls.append((self.info["name"], value, tags))
     )
     metrics.bytes_sealed(5)
-    metrics.refusal("placement")
+    metrics.refusal("placement")  # goes at once, with the pending byte count
     assert calls == [
         ("cchet_bytes_sealed", 5, {"where": "driver"}),
         ("cchet_refusals", 1, {"where": "driver", "kind": "placement"}),
