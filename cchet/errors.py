@@ -19,6 +19,7 @@
     ├── KeyReleaseDenied            the broker released nothing; ``.reasons``
     ├── BrokerError                 the broker is unreachable, or its answer is not authentic or well formed
     ├── PlacementError              no attested node can run the task, or Ray could not schedule it
+    ├── RayFailure                  Ray reports the task, actor or object failed; ``.error_type``, nothing read
     └── DeviceUnavailable           the GPU path was asked for and no usable GPU / CuPy is there
 
 Caller mistakes (wrong types, out-of-range sizes, a destination too small) stay ``TypeError`` and
@@ -43,6 +44,7 @@ __all__ = [
     "NonceMismatchError",
     "PlacementError",
     "PolicyViolation",
+    "RayFailure",
     "RevocationError",
     "SealedFormatError",
     "SignatureError",
@@ -174,6 +176,18 @@ class BrokerError(CchetError):
 
 class PlacementError(CchetError):
     """No attested node qualifies for the task, or Ray could not schedule it there."""
+
+
+class RayFailure(CchetError):
+    """Ray reported that a confidential task, actor or object failed (its worker or node died, the object was
+    lost, ...). ``error_type`` is Ray's name for it; nothing of the failed object was read."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        self.error_type = error_type
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (RayFailure, (self.error_type, str(self)))
 
 
 class DeviceUnavailable(CchetError):

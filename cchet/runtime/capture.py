@@ -13,7 +13,8 @@ Three layers, installed once per worker process (:func:`install`) and active onl
 Python-level output is exact per call even when calls overlap in one process (threaded and async actors).
 Bytes written straight to the descriptors cannot name their call: while exactly one call runs they are its
 own; bytes that arrive while several overlap are discarded, and each of those calls fails with
-:class:`~cchet.CchetError` naming ``max_concurrency`` instead of returning output that may be another call's.
+:class:`~cchet.CchetError` (:data:`OVERLAP`) naming ``max_concurrency`` instead of returning output that may
+be another call's.
 
 Limits: a thread the call started keeps writing after the call ends; its later output goes where the process's
 output goes. Each stream keeps at most :data:`MAX_CAPTURE` characters per call.
@@ -32,25 +33,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from cchet.errors import CchetError
-
-__all__ = ["MAX_CAPTURE", "CallOutput", "OverlapError", "call_output", "install"]
+__all__ = ["MAX_CAPTURE", "OVERLAP", "CallOutput", "call_output", "install"]
 
 MAX_CAPTURE = 8 << 20
 _TRUNCATED = "\n[cchet: output truncated at 8 MiB]\n"
 
 
-class OverlapError(CchetError):
-    """Output written to file descriptors 1 or 2 while several calls of one process overlapped."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(
-            message
-            or "this call overlapped with another call of the same actor, and output was written to file "
-            "descriptors 1 or 2 (os.write, C code or a subprocess) meanwhile: cchet cannot tell whose it is, so "
-            "it returns neither call's result rather than mix their output. Give the actor max_concurrency=1, "
-            "or write through print() and logging, which are captured per call"
-        )
+OVERLAP = (
+    "this call overlapped with another call of the same actor, and output was written to file descriptors 1 or "
+    "2 (os.write, C code or a subprocess) meanwhile: cchet cannot tell whose it is, so it returns neither call's "
+    "result rather than mix their output. Give the actor max_concurrency=1, or write through print() and "
+    "logging, which are captured per call"
+)
 
 
 @dataclass(eq=False)

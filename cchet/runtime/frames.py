@@ -103,8 +103,9 @@ except (OSError, AttributeError):  # not Linux: no transparent huge pages to ask
 def new_bytes(n: int) -> tuple[bytes, np.ndarray]:
     """A fresh ``bytes`` object of ``n`` uninitialised bytes and a writable ``uint8`` view of its storage.
 
-    Fill the view completely before the ``bytes`` object is used anywhere (hashed, compared, handed to Ray);
-    that is the only safe use. Large ones ask for transparent huge pages, as numpy does for its arrays, which
+    Fill the view completely before the ``bytes`` object is used anywhere (hashed, compared, handed to Ray),
+    and do not write to it afterwards: ``bytes`` are immutable to everyone else. The view keeps the object
+    alive. Large ones ask for transparent huge pages, as numpy does for its arrays, which
     makes their first touch several times faster."""
     if n < 0:
         raise ValueError("size must be >= 0")
@@ -117,8 +118,9 @@ def new_bytes(n: int) -> tuple[bytes, np.ndarray]:
         end = (address + n) & ~(mmap.PAGESIZE - 1)
         if end > start:
             _madvise(start, end - start, _MADV_HUGEPAGE)
-    view = np.ctypeslib.as_array((ctypes.c_ubyte * n).from_address(address))
-    return out, view
+    storage = (ctypes.c_ubyte * n).from_address(address)
+    storage.owner = out  # type: ignore[attr-defined] # the view keeps the bytes (its memory) alive
+    return out, np.ctypeslib.as_array(storage)
 
 
 # -- value frames ----------------------------------------------------------------------------------------

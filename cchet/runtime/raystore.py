@@ -27,13 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cchet.errors import CchetError, IntegrityError, PlacementError
+from cchet.errors import CchetError, IntegrityError, PlacementError, RayFailure
 
 __all__ = [
     "RAW",
     "TESTED_RAY",
     "RawObject",
-    "RayFailure",
     "check_ray",
     "delete_blob",
     "get_blob",
@@ -81,15 +80,6 @@ FAILURES = {
     33: "WORKER_STARTUP_FAILED",
 }
 UNSCHEDULABLE = frozenset({18, 19})
-
-
-class RayFailure(CchetError):
-    """Ray reported that a confidential task, actor or object failed (its worker or node died, the object was
-    lost, ...). ``error_type`` is Ray's name for it; nothing of the failed object was read."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        self.error_type = error_type
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -166,7 +156,7 @@ def read_raw(refs: Sequence[Any], timeout: float | None = None) -> list[RawObjec
 def raw_bytes(obj: RawObject, what: str) -> memoryview:
     """The data of ``obj`` if Ray stored it as raw bytes; otherwise raise without reading the data.
 
-    Ray's failure objects raise :class:`RayFailure` (``PlacementError`` when Ray could not schedule the task);
+    Ray's failure objects raise :class:`~cchet.RayFailure` (``PlacementError`` when Ray could not schedule the task);
     anything else -- a pickled Python object, a cross-language value, a task exception, unknown metadata --
     raises :class:`~cchet.IntegrityError`: a confidential object is always raw sealed bytes, so it was replaced.
     ``what`` names the object in messages (``"the result of call 1a2b..."``).

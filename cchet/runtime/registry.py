@@ -29,7 +29,7 @@ from cchet.attest.result import AttestationResult
 from cchet.attest.verify.options import VerifyOptions
 from cchet.broker.audit import AuditLog
 from cchet.broker.hpke import DEFAULT_SUITE
-from cchet.errors import CchetError
+from cchet.errors import CchetError, RayFailure
 from cchet.runtime import metrics
 
 __all__ = ["NodeEntry", "NodeRegistry", "node_binding"]
@@ -92,7 +92,7 @@ def _collect(nonce: bytes, binding: Binding) -> bytes:
 
 def _evidence(ref: Any) -> bytes:
     """The agent's answer, read without deserializing it: raw bytes of bounded size, or ``ValueError``."""
-    from cchet.runtime.raystore import RayFailure, raw_bytes, read_raw
+    from cchet.runtime.raystore import raw_bytes, read_raw
 
     raw = read_raw([ref], timeout=AGENT_TIMEOUT_S)[0]
     try:

@@ -23,35 +23,38 @@ __all__ = ["RemoteFunction", "remote"]
 
 _lock = threading.Lock()
 _entries: dict[int | None, Any] = {}
-_with_options: dict[tuple[Any, ...], Any] = {}
+_by_placement: dict[int, tuple[dict[str, Any], Any]] = {}
 _OPTION_CACHE = 1024
 
 
 def _entry(max_calls: int | None, ray_options: dict[str, Any]) -> Any:
-    """``ray.remote(entry)`` (one per ``max_calls``, which Ray takes only there) with ``ray_options`` applied,
-    kept per distinct set of options (Ray validates them on every ``.options()`` call)."""
-    signature = (max_calls, repr(sorted(ray_options.items())))
+    """``ray.remote(entry)`` (one per ``max_calls``, which Ray takes only there) with ``ray_options`` applied."""
     with _lock:
-        cached = _with_options.get(signature)
-        if cached is not None:
-            return cached
         if max_calls not in _entries:
             import ray
 
             from cchet.runtime.serve import entry
 
             _entries[max_calls] = ray.remote(entry) if max_calls is None else ray.remote(max_calls=max_calls)(entry)
-        if len(_with_options) >= _OPTION_CACHE:
-            _with_options.clear()
-        made = _with_options[signature] = _entries[max_calls].options(**ray_options)
-        return made
+        return _entries[max_calls].options(**ray_options)
 
 
 def _invoke(header: bytes, payloads: list[Any], ray_options: dict[str, Any]) -> Any:
-    max_calls = ray_options.pop("max_calls", None)
-    if ray_options.get("num_gpus") and max_calls is None:
-        max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
-    return _entry(max_calls, ray_options).remote(header, payloads)
+    """Submit to Ray. ``ray_options`` is the same dict object for the same placement (:mod:`submit`), so the
+    options Ray validates are made once per placement."""
+    with _lock:
+        found = _by_placement.get(id(ray_options))
+    if found is None or found[0] is not ray_options:
+        options = {k: v for k, v in ray_options.items() if k != "max_calls"}
+        max_calls = ray_options.get("max_calls")
+        if options.get("num_gpus") and max_calls is None:
+            max_calls = 0  # unlimited: keep GPU workers (and their attestation) across calls
+        found = (ray_options, _entry(max_calls, options))
+        with _lock:
+            if len(_by_placement) >= _OPTION_CACHE:
+                _by_placement.clear()
+            _by_placement[id(ray_options)] = found
+    return found[1].remote(header, payloads)
 
 
 class RemoteFunction:

@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cchet.errors import BrokerError, CchetError, IntegrityError, KeyReleaseDenied, PlacementError
+from cchet.errors import BrokerError, CchetError, IntegrityError, KeyReleaseDenied, PlacementError, RayFailure
 from cchet.hazmat.keys import DataKey
 from cchet.runtime.contexts import PUT_DIGEST, Role, context
 from cchet.runtime.diagnostics import raised, replay
 from cchet.runtime.frames import Fault, Status, read_result_frame
-from cchet.runtime.raystore import RayFailure
 from cchet.runtime.sealedref import Descriptor
 from cchet.runtime.values import frame_key_id, open_value
 

@@ -32,7 +32,15 @@ from typing import Any
 
 from cchet.broker.client import ReleasedKeys
 from cchet.broker.tickets import CallTicket, TicketError, unmet_requirements
-from cchet.errors import BrokerError, CchetError, IntegrityError, KeyReleaseDenied, PlacementError, SealedFormatError
+from cchet.errors import (
+    BrokerError,
+    CchetError,
+    IntegrityError,
+    KeyReleaseDenied,
+    PlacementError,
+    RayFailure,
+    SealedFormatError,
+)
 from cchet.hazmat.keys import DataKey
 from cchet.runtime import capture, metrics
 from cchet.runtime.code import cached, load_code
@@ -50,7 +58,7 @@ from cchet.runtime.frames import (
     result_frame_head,
     write_fault,
 )
-from cchet.runtime.raystore import RayFailure, raw_bytes, read_raw
+from cchet.runtime.raystore import raw_bytes, read_raw
 from cchet.runtime.results import open_result
 from cchet.runtime.values import PreparedValue, open_value, prepare
 
@@ -112,7 +120,7 @@ class _Call:
                 self.fail(e)
         self.outcome.stdout, self.outcome.stderr, self.outcome.logs = out.text(0), out.text(1), out.logs
         if out.overlapped:
-            self.fail(capture.OverlapError())
+            self.fail(CchetError(capture.OVERLAP))
 
     def seal(self) -> bytes:
         """The result frame: the result with the diagnostics (OK), or the diagnostics alone (ERROR), sealed
@@ -137,6 +145,8 @@ def _objects(refs: list[Any], what: str) -> list[memoryview]:
     """The raw bytes of ``refs`` (never deserialized); refuses any object not stored as raw bytes."""
     if not isinstance(refs, list):
         raise _Refused(Fault.INTEGRITY, f"the {what} references are not a list")
+    if not refs:
+        return []
     try:
         return [raw_bytes(obj, f"{what} {i}") for i, obj in enumerate(read_raw(refs))]
     except RayFailure as e:

@@ -10,6 +10,7 @@ the task specification) and a list of object references (nested, so that Ray doe
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,10 @@ from cchet.runtime.sealedref import Descriptor, SealedRef
 __all__ = ["Submitted", "placement_options", "submit"]
 
 Invoke = Callable[[bytes, list[Any], dict[str, Any]], Any]
+PLACEMENT_CACHE = 1024
+
+_lock = threading.Lock()
+_placements: dict[tuple[Any, ...], tuple[TaskOptions, dict[str, Any]]] = {}
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,22 @@ def placement_options(session: Any, opts: TaskOptions, nodes: list[str], key_ids
     if opts.spread:
         ray_options["scheduling_strategy"] = "SPREAD"
     return ray_options
+
+
+def _placement(session: Any, opts: TaskOptions, nodes: list[str], key_ids: tuple[bytes, ...]) -> dict[str, Any]:
+    """:func:`placement_options`, the same dict object for the same session, options, nodes and keys (so that
+    Ray's per-options work is done once; callers must not change it)."""
+    slot = (session.session_id, id(opts), tuple(nodes), key_ids)
+    with _lock:
+        found = _placements.get(slot)
+        if found is not None and found[0] is opts:  # holding opts keeps its id from being reused
+            return found[1]
+    made = placement_options(session, opts, nodes, key_ids)
+    with _lock:
+        if len(_placements) >= PLACEMENT_CACHE:
+            _placements.clear()
+        _placements[slot] = (opts, made)
+    return made
 
 
 def submit(
@@ -92,7 +113,7 @@ def submit(
         actor=actor,
     )
     payloads = [ray.put(p) if isinstance(p, bytes) else p for p in sealed.payloads]
-    ray_options = placement_options(session, opts, nodes, key_ids) if method_of is None else {}
+    ray_options = _placement(session, opts, nodes, key_ids) if method_of is None else {}
     ref = invoke(sealed.header, payloads, ray_options)
     descriptor = Descriptor(session.session_id, function, sealed.call_id, 0, out_key.key_id)
     return Submitted(SealedRef(ref, descriptor), out_key.key_id, key_ids)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cchet import IntegrityError
+from cchet import IntegrityError, RayFailure
 from cchet.runtime import raystore
-from cchet.runtime.raystore import FAILURES, RAW, TESTED_RAY, RayFailure, raw_bytes, read_raw
+from cchet.runtime.raystore import FAILURES, RAW, TESTED_RAY, raw_bytes, read_raw
 from tests.runtime.spill_rewrite import marker_payload
 
 pytestmark = pytest.mark.ray
