@@ -181,33 +181,31 @@ def _join_and_check(world: dict[str, object], tmp_path: Path, url: str, broker_i
     )
     # the same short connection budget that turns strangers away below lets the owner in
     give_up_soon = {"RAY_NUM_REDIS_GET_RETRIES": "3", "RAY_gcs_rpc_server_reconnect_timeout_s": "5"}
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env | tls | give_up_soon,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert "ALIVE 3" in out.stdout, out.stdout + out.stderr[-3000:]
-    # a second job without the cluster token -- with and without the TLS files -- cannot reach the nodes
-    strangers = {
-        "tls, no token": {k: v for k, v in tls.items() if k != "RAY_AUTH_TOKEN"} | {"RAY_AUTH_TOKEN": "0" * 64},
-        "no credentials": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
-    }
-    for who, creds in strangers.items():
+
+    def connect(creds: dict[str, str]) -> str:
+        """What a driver with ``creds`` saw of the cluster (its output, or that it timed out)."""
         try:
             out = subprocess.run(
                 [sys.executable, "-c", probe],
                 env=env | creds | give_up_soon,
                 capture_output=True,
                 text=True,
-                timeout=60,
+                timeout=90,
                 check=False,
             )
-            answer = out.stdout + out.stderr[-2000:]
         except subprocess.TimeoutExpired:
-            answer = "timed out"
+            return "timed out"
+        return out.stdout + out.stderr[-3000:]
+
+    answer = connect(tls)
+    assert "ALIVE 3" in answer, answer
+    # a second job without the cluster token -- with and without the TLS files -- cannot reach the nodes
+    strangers = {
+        "tls, no token": {k: v for k, v in tls.items() if k != "RAY_AUTH_TOKEN"} | {"RAY_AUTH_TOKEN": "0" * 64},
+        "no credentials": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
+    }
+    for who, creds in strangers.items():
+        answer = connect(creds)
         assert "ALIVE" not in answer, f"a job with {who} reached the cluster: {answer}"
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert sum(r["event"] == "release" for r in records) == 3, "head and two nodes got the cluster key"
