@@ -324,6 +324,8 @@ class KeyBroker:
             signer = self.keys.get(ticket.signer)
             if signer is None or signer.kind != "job":
                 raise TicketError(f"the ticket's signer {ticket.signer.hex()} is not a job key held by this broker")
+            if signer.expires is not None and signer.expires < self._clock():
+                raise TicketError(f"the ticket's signer {ticket.signer.hex()} (a job key) has expired")
             verify_ticket(ticket, signer.key, now=self._clock())
         except TicketError as e:
             reasons.append(f"call ticket: {e}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from cchet.broker.hpke import DEFAULT_SUITE, SUITES, HpkeKeyPair
 from cchet.broker.keystore import KeyScope
 from cchet.broker.messages import KeyRequest, b64e, open_signed
 from cchet.broker.nonces import NonceRegistry
+from cchet.broker.tickets import issue_ticket
 from cchet.broker.transport import InProcessTransport
 from cchet.hazmat import data_key_bytes
 from tests.broker.owner import OwnedClient, Owner, function_id
@@ -45,9 +47,7 @@ def test_release_on_simulated_evidence(
     events = [r["event"] for r in _audit(broker)]
     assert events == ["challenge", "appraisal", "release"]
     text = broker.audit.path.read_text()  # type: ignore[union-attr]
-    assert (
-        data_key_bytes(key).hex() not in text and base64.b64encode(data_key_bytes(key)).decode() not in text
-    )
+    assert data_key_bytes(key).hex() not in text and base64.b64encode(data_key_bytes(key)).decode() not in text
     assert verify_audit_log(broker.audit.path, broker.audit_mac_key).ok  # type: ignore[union-attr]
 
 
@@ -134,9 +134,7 @@ def test_scoped_key_refuses_another_function(
     assert any("data id 'ds-2' is outside" in r for r in reasons)
 
 
-def test_unknown_key_id(
-    make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]
-) -> None:
+def test_unknown_key_id(make_broker: Callable[..., KeyBroker], make_client: Callable[..., OwnedClient]) -> None:
     broker = make_broker()
     known = broker.add_key()
     unknown = bytes([7]) * 16
@@ -164,9 +162,7 @@ class Manual:
         )
 
     def challenge(self, request: KeyRequest) -> bytes:
-        body = open_signed(
-            self.broker.challenge({"request": request.to_json()}), "challenge", self.broker.broker_id
-        )
+        body = open_signed(self.broker.challenge({"request": request.to_json()}), "challenge", self.broker.broker_id)
         return base64.b64decode(body["nonce"])
 
     def attest(
@@ -233,9 +229,7 @@ def test_stale_nonce(make_broker: Callable[..., KeyBroker], authority: Simulated
     _refused(m.attest(request, nonce), "expired")
 
 
-def test_nonce_from_another_request(
-    make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority
-) -> None:
+def test_nonce_from_another_request(make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority) -> None:
     m = Manual(make_broker(), authority)
     nonce = m.challenge(m.request("f"))
     _refused(m.attest(m.request("g"), nonce), "another request")
@@ -258,9 +252,7 @@ def test_evidence_bound_to_another_worker_key(
     _refused(m.attest(request, nonce, binding=victim_binding, pair=attacker), "require_binding")
 
 
-def test_evidence_bound_to_another_broker(
-    make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority
-) -> None:
+def test_evidence_bound_to_another_broker(make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority) -> None:
     m = Manual(make_broker(), authority)
     request = m.request()
     nonce = m.challenge(request)
@@ -300,6 +292,31 @@ def test_malformed_messages_get_clear_errors(make_broker: Callable[..., KeyBroke
             {"request": {**KeyRequest("n", "tdx", "f", (bytes(16),)).to_json(), "tee_kind": "xen"}},
         )
     with pytest.raises(BrokerError, match="nonce"):
-        transport.send(
-            "release", {"request": KeyRequest("n", "tdx", "f", (bytes(16),)).to_json(), "nonce": "!"}
-        )
+        transport.send("release", {"request": KeyRequest("n", "tdx", "f", (bytes(16),)).to_json(), "nonce": "!"})
+
+
+def test_call_tickets_are_checked(make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority) -> None:
+    """No ticket, a ticket for another function, one signed by a data key or by an unknown key, one that does not
+    cover the key, or one whose requirements the evidence does not meet: nothing is released, and each says why."""
+    broker = make_broker()
+    m = Manual(broker, authority)
+    owner, key = m.owner, m.key.key_id
+    data_key = broker.add_key()
+    other_key = broker.add_key()
+
+    def attempt(ticket: bytes, function: str = "f") -> dict[str, Any]:
+        request = replace(m.request(function), ticket=ticket)
+        return m.attest(request, m.challenge(request))
+
+    _refused(attempt(b""), "carries no call ticket")
+    _refused(attempt(owner.ticket("g", [key])), "another function")
+    forged = issue_ticket(data_key, session_id=bytes(16), function=function_id("f"), key_ids=[key], tee="any", gpu=None)
+    _refused(attempt(forged.to_bytes()), "is not a job key")
+    _refused(attempt(owner.ticket("f", [other_key.key_id])), "not among those it authorises")
+    _refused(attempt(owner.ticket("f", [key], tee="snp")), "tee='snp'")
+    _refused(attempt(owner.ticket("f", [key], gpu="cc")), "gpu='cc'")
+    stale = issue_ticket(
+        owner.job, session_id=bytes(16), function=function_id("f"), key_ids=[key], tee="any", gpu=None, ttl_s=-1
+    )
+    _refused(attempt(stale.to_bytes()), "expired")
+    assert attempt(owner.ticket("f", [key]))["verdict"] == "released"
