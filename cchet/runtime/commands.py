@@ -38,10 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def render(doc: dict[str, Any]) -> str:
     header = ("node", "TEE", "GPUs", "CC", "verdict", "expires", "hardened")
-    hardened = "yes" if doc.get("hardened") else "no"
     rows = [header]
     for n in doc.get("nodes", []):
         verdict = n["verdict"] + (" (SIMULATED)" if n.get("simulated") else "")
+        hardened = "yes" if n.get("hardened") else "no"
         rows.append((n["node"][:12], n["tee"], str(n["gpus"]), n["cc"], verdict, n["expires"], hardened))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -50,7 +50,8 @@ def render(doc: dict[str, Any]) -> str:
             lines.append(f"  {n['node'][:12]}: " + "; ".join(n.get("reasons", [])))
     if not doc.get("hardened"):
         lines.append(
-            "not in hardened cluster mode: Ray's head chooses the code attested workers run and is trusted; "
+            "not in hardened cluster mode (not every node proved it holds the cluster credentials the broker "
+            "releases to attested nodes): Ray's head chooses the code attested workers run and is trusted; "
             "start nodes with 'cchet start' to admit attested nodes only"
         )
     if any(n.get("simulated") for n in doc.get("nodes", [])):

@@ -3,9 +3,11 @@
 Each node proves itself with composite evidence collected by a node-agent task pinned to it, bound to a fresh
 nonce and to this broker; the driver reads the agent's answer as raw bytes (a node is not trusted before its
 evidence passes: an answer Ray stored with any metadata but ``RAW`` is refused unread), appraises it against
-the session policy, and records the appraisal in the broker's audit log. The registry keeps node id ->
-result, TEE kind, GPUs and CC state, and expiry; :meth:`NodeRegistry.refresh` attests nodes that joined,
-re-attests those whose result is about to expire, and drops nodes that died. Labels and resources a node
+the session policy, and records the appraisal in the broker's audit log. The agent's answer also carries the
+node's proof that it holds the hardened cluster's credentials (:func:`cchet.runtime.node.join_proof`, bound
+into the evidence): a node counts as hardened only when that proof checks. The registry keeps node id ->
+result, TEE kind, GPUs and CC state, hardened or not, and expiry; :meth:`NodeRegistry.refresh` attests nodes
+that joined, re-attests those whose result is about to expire, and drops nodes that died. Labels and resources a node
 declares at ``ray start`` are never used: only appraised evidence qualifies a node.
 """
 
@@ -52,6 +54,7 @@ class NodeEntry:
     gpus: int
     cc: bool
     expires: dt.datetime
+    hardened: bool = False
 
     @property
     def qualifies(self) -> bool:
@@ -66,32 +69,45 @@ class NodeEntry:
             "verdict": "accepted" if self.qualifies else "rejected",
             "simulated": self.result.simulated,
             "expires": self.expires.isoformat(timespec="seconds"),
+            "hardened": self.hardened,
             "reasons": list(self.result.reasons),
         }
 
 
-def node_binding(broker_id: bytes, node_id: str) -> Binding:
-    """The binding a node agent's evidence carries: this broker, and a digest naming the node."""
-    digest = hashlib.sha256(b"cchet/v1/node\x00" + node_id.encode()).digest()
+def node_binding(broker_id: bytes, node_id: str, join_proof: bytes = b"") -> Binding:
+    """The binding a node agent's evidence carries: this broker, and a digest naming the node and its proof of
+    holding the cluster credentials (empty outside hardened mode)."""
+    digest = hashlib.sha256(b"cchet/v1/node\x00" + node_id.encode() + b"\x00" + join_proof).digest()
     return Binding(broker_id, *DEFAULT_SUITE.ids, b"cchet/v1/node-agent", digest)
 
 
 AGENT_FAULT = b"\x00cchet/v1/agent-fault\x00"  # then UTF-8 text: why the node could not collect evidence
 
 
-def _collect(nonce: bytes, binding: Binding) -> bytes:
-    """Runs on the node (a plain Ray task): collect evidence (public), returned as raw bytes; or, when the node
-    cannot, :data:`AGENT_FAULT` and the reason (an exception would reach the driver pickled)."""
+def _collect(nonce: bytes, broker_id: bytes, node_id: str) -> bytes:
+    """Runs on the node (a plain Ray task): the join proof's length (2 bytes, big-endian), the proof and the
+    evidence bound to both (public), as raw bytes; or, when the node cannot, :data:`AGENT_FAULT` and the reason
+    (an exception would reach the driver pickled)."""
+    import ray
+
     from cchet.runtime.environment import node_attester
+    from cchet.runtime.node import join_proof
 
     try:
-        return bytes(node_attester().collect(nonce, binding).to_bytes())
+        here = ray.get_runtime_context().get_node_id()
+        if here != node_id:
+            return AGENT_FAULT + f"asked to attest node {node_id}, but runs on node {here}".encode()
+        proof = join_proof(nonce, node_id)
+        evidence = node_attester().collect(nonce, node_binding(broker_id, node_id, proof)).to_bytes()
+        return len(proof).to_bytes(2, "big") + proof + bytes(evidence)
     except Exception as e:
         return AGENT_FAULT + f"{type(e).__name__}: {e}".encode()[:4096]
 
 
-def _evidence(ref: Any) -> bytes:
-    """The agent's answer, read without deserializing it: raw bytes of bounded size, or ``ValueError``."""
+def _answer(ref: Any) -> tuple[bytes, bytes]:
+    """The agent's answer -- its join proof and evidence -- read without deserializing it: raw bytes of bounded
+    size, or ``ValueError``."""
+    from cchet.runtime.node import MAX_PROOF_BYTES
     from cchet.runtime.raystore import raw_bytes, read_raw
 
     raw = read_raw([ref], timeout=AGENT_TIMEOUT_S)[0]
@@ -109,7 +125,10 @@ def _evidence(ref: Any) -> bytes:
     if bytes(data[: len(AGENT_FAULT)]) == AGENT_FAULT:
         text = bytes(data[len(AGENT_FAULT) :]).decode("utf-8", "replace")
         raise ValueError(f"the node agent could not collect evidence: {text}")
-    return bytes(data)
+    size = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
+    if not 0 <= size <= MAX_PROOF_BYTES or len(data) < 2 + size:
+        raise ValueError("the node agent's answer is not a join proof and evidence")
+    return bytes(data[2 : 2 + size]), bytes(data[2 + size :])
 
 
 class NodeRegistry:
@@ -143,19 +162,20 @@ class NodeRegistry:
         import ray
 
         from cchet.attest.appraise import appraise
+        from cchet.runtime.node import cluster_certificate, holds_cluster_credentials
 
         agent = ray.remote(num_cpus=0, max_retries=0)(_collect)
+        certificate = cluster_certificate()
         pending = []
         for node_id in node_ids:
             nonce = os.urandom(32)
-            binding = node_binding(self._broker_id, node_id)
             ref = agent.options(
                 label_selector={"ray.io/node-id": f"in({node_id})"}, runtime_env={"env_vars": dict(env)}
-            ).remote(nonce, binding)
-            pending.append((node_id, nonce, binding, self._options.now(), ref))
-        for node_id, nonce, binding, issued, ref in pending:
+            ).remote(nonce, self._broker_id, node_id)
+            pending.append((node_id, nonce, self._options.now(), ref))
+        for node_id, nonce, issued, ref in pending:
             try:
-                wire = _evidence(ref)
+                proof, wire = _answer(ref)
             except ValueError as e:  # a node whose answer is not evidence is recorded as such, never trusted
                 reason = str(e)
                 self._forget(node_id, reason)
@@ -166,10 +186,11 @@ class NodeRegistry:
                 self._forget(node_id, reason)
                 self._log(node_id, None, [reason])
                 continue
+            binding = node_binding(self._broker_id, node_id, proof)
             result = appraise(
                 wire, self._policy, nonce=nonce, binding=binding, options=self._options, nonce_issued_at=issued
             )
-            self._record(node_id, result)
+            self._record(node_id, result, holds_cluster_credentials(proof, nonce, node_id, certificate))
             self._log(node_id, result, list(result.reasons))
 
     def attest_all(self, env: Mapping[str, str]) -> None:
@@ -215,7 +236,7 @@ class NodeRegistry:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def _record(self, node_id: str, result: AttestationResult) -> None:
+    def _record(self, node_id: str, result: AttestationResult, hardened: bool) -> None:
         cpu = result.devices[0] if result.devices else None
         gpus = [d for d in result.devices if d.device.startswith("gpu")]
         entry = NodeEntry(
@@ -225,6 +246,7 @@ class NodeRegistry:
             len(gpus),
             bool(gpus) and all(d.status == "affirming" for d in gpus),
             result.appraised_at + self._ttl,
+            hardened and result.accepted,
         )
         with self._lock:
             self._nodes[node_id] = entry
@@ -252,6 +274,12 @@ class NodeRegistry:
     def entries(self) -> list[NodeEntry]:
         with self._lock:
             return list(self._nodes.values())
+
+    def hardened(self) -> bool:
+        """True when every alive node passed attestation and proved it holds the hardened cluster's
+        credentials (so it joined through ``cchet start``): the only way a cluster counts as hardened."""
+        entries = self.entries()  # alive nodes that attested; node_count counts every alive node
+        return bool(entries) and len(entries) >= self.node_count and all(e.hardened for e in entries)
 
     def qualifying(self, tee: str, gpu: str | None) -> list[str]:
         """Ids of nodes whose unexpired result was accepted and that have the TEE kind and GPUs asked for."""
@@ -285,6 +313,7 @@ class NodeRegistry:
                 "verdict": "unattested",
                 "simulated": False,
                 "expires": "-",
+                "hardened": False,
                 "reasons": [why],
             }
             for n, why in failures

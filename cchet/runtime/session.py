@@ -66,12 +66,17 @@ class Session:
     local_broker: Any = None
     server: Any = None
     cluster: Any = None
-    hardened: bool = False
     allow_unhardened: bool = False
     keys: dict[bytes, DataKey] = field(default_factory=dict)
     policy_keys: dict[str, DataKey] = field(default_factory=dict)
     code: dict[int, tuple[Any, bytes]] = field(default_factory=dict, repr=False)
     tickets: dict[tuple[Any, ...], tuple[int, bytes]] = field(default_factory=dict, repr=False)
+
+    @property
+    def hardened(self) -> bool:
+        """Whether every node of the cluster proved, at its last attestation, that it holds the cluster
+        credentials the broker released to attested nodes (docs/clusters.md)."""
+        return self.registry.hardened()
 
     def __repr__(self) -> str:
         mode = "hardened" if self.hardened else "not hardened"
@@ -423,8 +428,6 @@ def init(
         local_broker=local_broker,
         server=server,
         cluster=cluster,
-        hardened=os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true")
-        and os.environ.get("RAY_AUTH_MODE") == "token",
         allow_unhardened=allow_unhardened,
         keys={session_key.key_id: session_key},
     )

@@ -199,6 +199,29 @@ def _join_and_check(world: dict[str, object], tmp_path: Path, url: str, broker_i
 
     answer = connect(tls)
     assert "ALIVE 3" in answer, answer
+    # the owner's cchet driver: every node proves, in its attested answer, that it holds the credentials the
+    # broker released to it -- that, not the driver's environment, makes the cluster hardened
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import cchet\n\n\n"
+        "@cchet.remote\n"
+        "def double(x: int) -> int:\n"
+        "    return 2 * x\n\n\n"
+        f"session = cchet.init(address='127.0.0.1:{port}', simulate='tdx')\n"
+        "print('HARDENED', session.hardened, [row['hardened'] for row in session.status()])\n"
+        "print('CALL', cchet.get(double.remote(21)))\n"
+        "cchet.shutdown()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(driver)],
+        env=env | tls | {"CCHET_SIM_KEY_DIR": str(world["sim"])},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert "HARDENED True [True, True, True]" in out.stdout, out.stdout + out.stderr[-3000:]
+    assert "CALL 42" in out.stdout, out.stdout + out.stderr[-3000:]  # a multi-node cluster that proved it
     # a second job without the cluster token -- with and without the TLS files -- cannot reach the nodes
     strangers = {
         "tls, no token": {k: v for k, v in tls.items() if k != "RAY_AUTH_TOKEN"} | {"RAY_AUTH_TOKEN": "0" * 64},

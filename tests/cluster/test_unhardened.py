@@ -70,3 +70,34 @@ def test_allow_unhardened_is_explicit_logged_and_audited(
     assert any(r["event"] == "unhardened" and r["verdict"] == "allowed" for r in records)
     releases = [r for r in records if r["event"] == "release"]
     assert releases and all("unhardened multi-node cluster" in r["requester"] for r in releases)
+
+
+def test_environment_variables_do_not_make_a_cluster_hardened(
+    two_nodes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: the driver's environment says Ray TLS and token auth (as a hardened driver's does, and as
+    anyone can set) while the nodes never received the cluster credentials. Hardened status used to be read
+    from those variables; now each node must prove, in its attested answer, that it holds the cluster key
+    material the broker releases to attested nodes."""
+    import ray
+
+    from cchet.broker.cluster import issue
+
+    owner = issue([]).write(tmp_path / "creds")  # a real cluster certificate the nodes never got
+    ray.init(address=two_nodes.address)
+    try:
+        with monkeypatch.context() as mp:  # Ray itself connected without them; only cchet sees them
+            for name in ("RAY_USE_TLS", "RAY_TLS_SERVER_CERT", "RAY_AUTH_MODE"):
+                mp.setenv(name, owner[name])
+            session = cchet.init(simulate="tdx", audit_log=tmp_path / "audit.jsonl")
+        try:
+            assert not session.hardened and len(session.registry.qualifying("any", None)) == 2
+            assert [row["hardened"] for row in session.status()] == [False, False]
+            with pytest.raises(cchet.CchetError, match="not in hardened mode"):
+                where.remote()
+        finally:
+            cchet.shutdown()
+    finally:
+        ray.shutdown()
+    events = [json.loads(line)["event"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert "release" not in events
