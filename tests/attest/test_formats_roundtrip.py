@@ -1,9 +1,11 @@
-"""Every real fixture parses and round-trips byte for byte; parsed fields match what upstream asserts."""
+"""Every real fixture parses and round-trips byte for byte (Intel collateral JSON: value for value); parsed
+fields match what upstream asserts."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import pytest
 from cryptography import x509
@@ -11,6 +13,12 @@ from cryptography import x509
 from cchet.attest import formats
 from cchet.attest.formats.ccel import parse_ccel, rtmr_mismatches
 from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
+from cchet.attest.formats.intel_collateral import (
+    QeIdentity,
+    TcbInfo,
+    parse_qe_identity,
+    parse_tcb_info,
+)
 from cchet.attest.formats.pck import parse_pck_extensions
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.formats.spdm import SpdmReport
@@ -213,3 +221,72 @@ def test_ccel_replay_detects_a_changed_event() -> None:
     tampered = bytearray(data)
     tampered[offset] ^= 1
     assert rtmr_mismatches(parse_ccel(bytes(tampered)), quote.body.rtmrs) == [1]
+
+
+# Intel collateral (TCB info, QE identity): JSON text, so the inverse is a JSON value, not bytes. Intel PCS
+# serves upper-case hex except in older FMSPCs, which to_dict writes upper-case; the descriptive labels of
+# TCB components (category, type) are not kept.
+DCAP_QVL_COLLATERAL = [
+    "dcap_qvl/tdx_quote_collateral.json",
+    "dcap_qvl/sgx_quote_collateral.json",
+    "dcap_qvl/tdx_quote_outdated_collateral.json",
+    "dcap_qvl/near_quote_collateral.json",
+]
+PCS_RESPONSES = [
+    ("go_tdx_guest/sample_tcbInfo_response", "tcbInfo"),
+    ("go_tdx_guest/sample_tcbinfo_response_v5", "tcbInfo"),
+    ("go_tdx_guest/sample_qeIdentity_response", "enclaveIdentity"),
+]
+
+
+def _collateral_round_trips(text: str, parse: Callable[[str], TcbInfo | QeIdentity]) -> TcbInfo | QeIdentity:
+    parsed = parse(text)
+    assert parse(parsed.to_json()) == parsed
+    expected = json.loads(text)
+    if "fmspc" in expected:
+        expected["fmspc"] = expected["fmspc"].upper()
+    for level in expected["tcbLevels"]:
+        for part in ("sgxtcbcomponents", "tdxtcbcomponents"):
+            for component in level["tcb"].get(part, []):
+                component.pop("category", None)
+                component.pop("type", None)
+    assert json.loads(parsed.to_json()) == expected  # every other field Intel wrote is kept
+    return parsed
+
+
+@pytest.mark.parametrize("name", DCAP_QVL_COLLATERAL)
+def test_intel_collateral_round_trips(name: str) -> None:
+    collateral = json.loads(fixture_path(name).read_text())
+    tcb_info = _collateral_round_trips(collateral["tcb_info"], parse_tcb_info)
+    qe_identity = _collateral_round_trips(collateral["qe_identity"], parse_qe_identity)
+    assert isinstance(tcb_info, TcbInfo) and isinstance(qe_identity, QeIdentity)
+    assert tcb_info.id == ("SGX" if "sgx" in name else "TDX") and qe_identity.id == ("QE" if "sgx" in name else "TD_QE")
+    assert all(len(level.tcb.sgx_svns) == 16 for level in tcb_info.tcb_levels)
+    assert all((level.tcb.tdx_svns is None) == ("sgx" in name) for level in tcb_info.tcb_levels)
+
+
+@pytest.mark.parametrize(("name", "key"), PCS_RESPONSES)
+def test_intel_pcs_responses_round_trip(name: str, key: str) -> None:
+    from cchet.attest.collateral import Response
+    from cchet.attest.collateral.pcs import signed_object
+
+    text, _signature = signed_object(Response(fixture_path(name).read_bytes()), key, name)
+    _collateral_round_trips(text, parse_tcb_info if key == "tcbInfo" else parse_qe_identity)
+
+
+def test_intel_collateral_fields_match_the_fixture() -> None:
+    collateral = json.loads(fixture_path("dcap_qvl/tdx_quote_collateral.json").read_text())
+    info = parse_tcb_info(collateral["tcb_info"])
+    assert info.fmspc == bytes.fromhex("B0C06F000000") and info.pce_id == bytes(2) and info.version == 3
+    assert (info.issue_date.isoformat(), info.next_update.isoformat()) == (
+        "2025-06-19T10:16:03+00:00",
+        "2025-07-19T10:16:03+00:00",
+    )
+    assert [m.id for m in info.tdx_module_identities] == ["TDX_03", "TDX_01"]
+    top = info.tcb_levels[0]
+    assert top.tcb_status == "UpToDate" and top.tcb.pce_svn == 11 and top.tcb.tdx_svns is not None
+    assert top.tcb.sgx_svns == (2, 2, 2, 2, 3, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert top.tcb.tdx_svns == (5, 0, 2, *([0] * 13))
+    qe = parse_qe_identity(collateral["qe_identity"])
+    assert qe.mr_signer.hex().upper().startswith("DC9E2A7C") and qe.isv_prod_id == 2
+    assert qe.miscselect_mask == 0xFFFFFFFF and qe.tcb_levels[0].isv_svn == 4

@@ -168,3 +168,35 @@ def test_malformed_tcb_levels_are_failures(authority: SimulatedAuthority, level:
     collateral["tcb_info_signature"] = raw_from_der(authority.sign("intel_tcb_signing", text.encode()), 32).hex()
     failures = verify_quote_device(quote, _options(authority, collateral))[1]
     assert failures and all(getattr(f, "check", None) for f in failures)
+
+
+@SETTINGS
+@given(
+    name=st.sampled_from(["tcb_info", "qe_identity"]),
+    data=st.data(),
+    value=st.one_of(
+        st.none(),
+        st.floats(allow_nan=False),
+        st.text(max_size=5),
+        st.lists(st.integers(-1, 300), max_size=2),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    ),
+)
+def test_authentic_collateral_with_a_malformed_field_fails_tagged(
+    authority: SimulatedAuthority, name: str, data: st.DataObject, value: object
+) -> None:
+    """Collateral the TCB signing key did sign, with any top-level field of the wrong type or size: parsed
+    after authentication, it fails with a tagged check; nothing raises."""
+    import json
+
+    from cchet.attest.rawsig import raw_from_der
+
+    quote = simulate_tdx_quote(authority, report_data=bytes(64))
+    collateral = dict(simulated_collateral(authority, quote, now=NOW))
+    doc = json.loads(collateral[name])
+    doc[data.draw(st.sampled_from(sorted(doc)))] = value
+    text = json.dumps(doc)
+    collateral[name] = text
+    collateral[f"{name}_signature"] = raw_from_der(authority.sign("intel_tcb_signing", text.encode()), 32).hex()
+    failures = verify_quote_device(quote, _options(authority, collateral))[1]
+    assert failures and all(getattr(f, "check", None) for f in failures)

@@ -9,8 +9,10 @@ The directory is created once, atomically (built beside its final name, then ren
 every file 0600; later calls, from this or other processes, load the same keys, so any process with access
 can sign. :class:`SimulatedAuthority` holds them:
 
-- Intel: root CA -> PCK Platform CA -> PCK leaf (with the SGX extension), the TCB signing certificate, and
-  the quoting enclave's attestation key;
+- Intel: root CA -> PCK Platform CA -> PCK leaf (with the SGX extension), the TCB signing certificate
+  (issued by the root with Intel's subject, plus ``OU=SIMULATED``, and a signing end entity's key usage, as
+  verification requires of it: :mod:`cchet.attest.verify.tcb_signer`), and the quoting enclave's
+  attestation key;
 - AMD: ARK -> ASK -> VCEK (the VCEK certificate is issued per reported TCB, as AMD's KDS does);
 - NVIDIA: device identity CA -> device leaf whose DICE TcbInfo extension carries the FWID.
 
@@ -41,6 +43,7 @@ from cchet.attest.formats.der import (
     encode_tlv,
 )
 from cchet.attest.formats.pck import SGX_EXTENSION_OID
+from cchet.attest.verify.tcb_signer import TCB_SIGNER_SUBJECT, tcb_signer_problems
 
 __all__ = [
     "SIMULATED_MARK",
@@ -102,6 +105,12 @@ def _name(cn: str, org: str) -> x509.Name:
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, SIMULATED_MARK),
         ]
     )
+
+
+def _tcb_signer_name() -> x509.Name:
+    """Intel's TCB signing subject, which verification pins, marked SIMULATED by an extra OU."""
+    attributes = [x509.NameAttribute(oid, value) for oid, value in reversed(TCB_SIGNER_SUBJECT)]
+    return x509.Name([*attributes, x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, SIMULATED_MARK)])
 
 
 def _issue(
@@ -202,7 +211,7 @@ def _create(target: Path) -> None:
             "intel_root": _name(f"Intel SGX Root CA {SIMULATED_MARK}", "Intel Corporation"),
             "intel_pck_ca": _name(f"Intel SGX PCK Platform CA {SIMULATED_MARK}", "Intel Corporation"),
             "intel_pck": _name(f"Intel SGX PCK Certificate {SIMULATED_MARK}", "Intel Corporation"),
-            "intel_tcb_signing": _name(f"Intel SGX TCB Signing {SIMULATED_MARK}", "Intel Corporation"),
+            "intel_tcb_signing": _tcb_signer_name(),
             "amd_ark": _name(f"ARK-Genoa {SIMULATED_MARK}", "Advanced Micro Devices"),
             "amd_ask": _name(f"SEV-Genoa {SIMULATED_MARK}", "Advanced Micro Devices"),
             "nvidia_root": _name(f"NVIDIA Device Identity CA {SIMULATED_MARK}", "NVIDIA"),
@@ -250,7 +259,10 @@ class SimulatedAuthority:
     def open(cls, key_dir: str | os.PathLike[str] | None = None) -> SimulatedAuthority:
         """Loads the authority in ``key_dir`` (default :func:`default_key_dir`), creating it first if absent.
 
-        Safe to call from several processes at once: exactly one creation wins and all load its keys.
+        Safe to call from several processes at once: exactly one creation wins and all load its keys. A
+        directory made before verification pinned Intel's TCB signing subject gets, in memory only, a TCB
+        signing certificate re-issued by its root for its key with that subject (each process its own; all
+        verify alike); the directory is never rewritten.
         Raises ``OSError`` when the directory cannot be created or read, ``ValueError`` when a file in it is
         not what this module wrote.
         """
@@ -264,6 +276,16 @@ class SimulatedAuthority:
                 raise ValueError(f"{target / name}.key is not an EC private key")
             keys[name] = key
         certs = {n: x509.load_pem_x509_certificate((target / f"{n}.pem").read_bytes()) for n in _CERTS}
+        old_signer = certs["intel_tcb_signing"]
+        if tcb_signer_problems([old_signer], None):  # made before verification pinned the TCB signer
+            certs["intel_tcb_signing"] = _issue(
+                _tcb_signer_name(),
+                keys["intel_tcb_signing"],
+                certs["intel_root"].subject,
+                keys["intel_root"],
+                ca=False,
+                serial=old_signer.serial_number,
+            )
         return cls(
             key_dir=target,
             keys=keys,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Sequence
 
 from cryptography import x509
@@ -35,9 +34,19 @@ from cchet.attest.formats.dcap import (
     SgxReportBody,
     TdReportBody,
 )
+from cchet.attest.formats.intel_collateral import (
+    IdentityLevel,
+    PlatformTcb,
+    QeIdentity,
+    TcbInfo,
+    TcbLevel,
+    TdxModule,
+    TdxModuleIdentity,
+)
 from cchet.attest.rawsig import point_bytes, raw_from_der
 from cchet.attest.simulate.authority import (
     SIM_FMSPC,
+    SIM_PCE_ID,
     SIM_PCE_SVN,
     SIM_PCK_COMPONENTS,
     SimulatedAuthority,
@@ -195,10 +204,6 @@ def simulate_sgx_quote(
     return _sign_quote(authority, header, body, _qe_certification(authority, isv_prod_id=1), wrapped=False)
 
 
-def _ts(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _crl(authority: SimulatedAuthority, issuer: str, now: dt.datetime) -> bytes:
     crl = (
         x509.CertificateRevocationListBuilder()
@@ -231,62 +236,54 @@ def simulated_collateral(
     """
     if tcb_status not in TCB_STATUSES:
         raise ValueError(f"unknown TCB status {tcb_status!r}; expected one of {', '.join(TCB_STATUSES)}")
-    issue, next_update = _ts(now - dt.timedelta(days=1)), _ts(now + dt.timedelta(days=30))
-    level: dict[str, object] = {
-        "tcb": {
-            "sgxtcbcomponents": [{"svn": v} for v in SIM_PCK_COMPONENTS],
-            "pcesvn": SIM_PCE_SVN,
-        },
-        "tcbDate": issue,
-        "tcbStatus": tcb_status,
-    }
-    if advisory_ids:
-        level["advisoryIDs"] = list(advisory_ids)
-    tcb_info: dict[str, object] = {
-        "id": "TDX" if quote.kind == "tdx" else "SGX",
-        "version": 3,
-        "issueDate": issue,
-        "nextUpdate": next_update,
-        "fmspc": SIM_FMSPC.hex().upper(),
-        "pceId": "0000",
-        "tcbType": 0,
-        "tcbEvaluationDataNumber": 17,
-    }
+    issue = now.astimezone(dt.UTC) - dt.timedelta(days=1)
+    next_update = now.astimezone(dt.UTC) + dt.timedelta(days=30)
     body = quote.body
+    tdx_svns: tuple[int, ...] | None = None
+    module: TdxModule | None = None
+    identities: tuple[TdxModuleIdentity, ...] = ()
     if isinstance(body, TdReportBody):
-        level["tcb"]["tdxtcbcomponents"] = [{"svn": v} for v in body.tee_tcb_svn]  # type: ignore[index]
-        tcb_info["tdxModule"] = {
-            "mrsigner": body.mr_signer_seam.hex().upper(),
-            "attributes": body.seam_attributes.hex().upper(),
-            "attributesMask": "FFFFFFFFFFFFFFFF",
-        }
-        tcb_info["tdxModuleIdentities"] = [
-            {
-                "id": f"TDX_{body.tee_tcb_svn[1]:02X}",
-                "mrsigner": body.mr_signer_seam.hex().upper(),
-                "attributes": body.seam_attributes.hex().upper(),
-                "attributesMask": "FFFFFFFFFFFFFFFF",
-                "tcbLevels": [{"tcb": {"isvsvn": body.tee_tcb_svn[0]}, "tcbDate": issue, "tcbStatus": "UpToDate"}],
-            }
-        ]
-    tcb_info["tcbLevels"] = [level]
+        tdx_svns = tuple(body.tee_tcb_svn)
+        module = TdxModule(body.mr_signer_seam, body.seam_attributes, attributes_mask=b"\xff" * 8)
+        identities = (
+            TdxModuleIdentity(
+                f"TDX_{body.tee_tcb_svn[1]:02X}",
+                module.mr_signer,
+                module.attributes,
+                module.attributes_mask,
+                (IdentityLevel(body.tee_tcb_svn[0], issue, "UpToDate"),),
+            ),
+        )
+    platform = PlatformTcb(SIM_PCK_COMPONENTS, SIM_PCE_SVN, tdx_svns)
+    tcb_info = TcbInfo(
+        id="TDX" if quote.kind == "tdx" else "SGX",
+        version=3,
+        issue_date=issue,
+        next_update=next_update,
+        fmspc=SIM_FMSPC,
+        pce_id=SIM_PCE_ID,
+        tcb_type=0,
+        tcb_evaluation_data_number=17,
+        tcb_levels=(TcbLevel(platform, issue, tcb_status, tuple(advisory_ids)),),
+        tdx_module=module,
+        tdx_module_identities=identities,
+    )
     qe = quote.signature.qe.qe_report
-    qe_identity = {
-        "id": "TD_QE" if quote.kind == "tdx" else "QE",
-        "version": 2,
-        "issueDate": issue,
-        "nextUpdate": next_update,
-        "tcbEvaluationDataNumber": 17,
-        "miscselect": f"{qe.misc_select:08X}",
-        "miscselectMask": "FFFFFFFF",
-        "attributes": qe.attributes.hex().upper(),
-        "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
-        "mrsigner": qe.mr_signer.hex().upper(),
-        "isvprodid": qe.isv_prod_id,
-        "tcbLevels": [{"tcb": {"isvsvn": qe.isv_svn}, "tcbDate": issue, "tcbStatus": "UpToDate"}],
-    }
-    tcb_text = json.dumps(tcb_info, separators=(",", ":"))
-    qe_text = json.dumps(qe_identity, separators=(",", ":"))
+    qe_identity = QeIdentity(
+        id="TD_QE" if quote.kind == "tdx" else "QE",
+        version=2,
+        issue_date=issue,
+        next_update=next_update,
+        tcb_evaluation_data_number=17,
+        miscselect=qe.misc_select,
+        miscselect_mask=0xFFFFFFFF,
+        attributes=qe.attributes,
+        attributes_mask=bytes.fromhex("FBFFFFFFFFFFFFFF0000000000000000"),
+        mr_signer=qe.mr_signer,
+        isv_prod_id=qe.isv_prod_id,
+        tcb_levels=(IdentityLevel(qe.isv_svn, issue, "UpToDate"),),
+    )
+    tcb_text, qe_text = tcb_info.to_json(), qe_identity.to_json()
     signing_chain = authority.pem("intel_tcb_signing", "intel_root").decode()
     return {
         "pck_crl_issuer_chain": authority.pem("intel_pck_ca", "intel_root").decode(),

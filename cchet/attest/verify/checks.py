@@ -40,7 +40,13 @@ _ALL = (
     Check("intel.pck_chain", CertificateChainError, "PCK -> PCK CA -> pinned Intel SGX Root CA, validity, CA flags"),
     Check("intel.pck_revoked", RevocationError, "PCK leaf not on the PCK CRL, PCK CA not on the root CRL"),
     Check("intel.crl", CollateralError, "PCK and root CRLs: signed by their issuer, valid now"),
-    Check("intel.collateral_missing", CollateralError, "TCB info and QE identity present for the FMSPC"),
+    Check("intel.collateral_missing", CollateralError, "TCB info and QE identity present and well formed"),
+    Check(
+        "intel.tcb_signer",
+        CertificateChainError,
+        "TCB info and QE identity signed by the Intel SGX TCB Signing certificate (pinned subject, "
+        "digital-signature end entity) that the root issued directly",
+    ),
     Check("intel.tcb_info_chain", CertificateChainError, "TCB info issuer chain to the pinned root"),
     Check("intel.tcb_info_signature", SignatureError, "TCB info signature by the TCB signing key"),
     Check("intel.tcb_info_validity", CollateralError, "TCB info issueDate <= now <= nextUpdate"),

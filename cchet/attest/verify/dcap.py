@@ -6,10 +6,18 @@ naming its check in :data:`~cchet.attest.verify.checks.CHECKS`). What is checked
 the attestation key; the QE report signature by the PCK key; QE report data = SHA-256(attestation key || QE
 auth data) || zeros; the PCK chain to an Intel anchor; the PCK CRL (signed by the PCK CA) and root CRL
 (signed by the root), current, not listing the PCK leaf, the PCK CA or the TCB signing certificate; the TCB
-info and QE identity signatures by a TCB signing certificate chained to the same anchor, their validity
-window, id, version, FMSPC and PCE id; the QE identity (MRSIGNER, ISV PRODID, MISCSELECT and ATTRIBUTES
-under their masks); the TDX module identity; and Intel's TCB status (:mod:`cchet.attest.verify.tcb_status`),
-where no matching level, or a Revoked one, is a failure. What is not: measurements and debug bits (policy).
+info and QE identity: issuer chains to the same anchor, signed over their exact text by Intel's TCB signing
+certificate and no other certificate under the root (:mod:`cchet.attest.verify.tcb_signer`), then parsed
+(:mod:`cchet.attest.formats.intel_collateral`), their validity window, id, version, FMSPC and PCE id; the QE
+identity (MRSIGNER, ISV PRODID, MISCSELECT and ATTRIBUTES under their masks); the TDX module identity; and
+Intel's TCB status (:mod:`cchet.attest.verify.tcb_status`), where no matching level, or a Revoked one, is a
+failure. What is not: measurements and debug bits (policy).
+
+Collateral is authenticated before it is parsed: its text is parsed only once the signature over the exact
+text verifies with the first certificate of its issuer chain and that certificate passes the TCB signer
+checks. Whether the chain leads to the anchor is checked beside this and does not withhold the text, so
+that expired collateral still shows its status; a broken chain fails verification all the same. Malformed
+collateral, signed or not, is a tagged failure, never an exception.
 """
 
 from __future__ import annotations
@@ -17,15 +25,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cchet.attest.formats.dcap import Quote, TdReportBody
+from cchet.attest.formats.intel_collateral import (
+    IdentityLevel,
+    QeIdentity,
+    TcbInfo,
+    TdxModule,
+    TdxModuleIdentity,
+    parse_qe_identity,
+    parse_tcb_info,
+)
 from cchet.attest.formats.pck import PckExtensions
 from cchet.attest.rawsig import public_key_from_point
 from cchet.attest.verify import memo
@@ -34,16 +50,11 @@ from cchet.attest.verify.crl import revoked, verify_crl
 from cchet.attest.verify.ecdsa import ecdsa_valid
 from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor
-from cchet.attest.verify.tcb_status import (
-    STATUS_ORDER,
-    converge,
-    matches_platform_level,
-    ordered_levels,
-    worst_status,
-)
+from cchet.attest.verify.tcb_signer import tcb_signer_problems
+from cchet.attest.verify.tcb_status import STATUS_ORDER, converge, matches_platform_level, ordered_levels
 from cchet.errors import EvidenceFormatError
 
-__all__ = ["STATUS_ORDER", "QuoteCheck", "check_quote", "worst_status"]
+__all__ = ["STATUS_ORDER", "QuoteCheck", "check_quote"]
 
 
 @dataclass(frozen=True)
@@ -62,60 +73,82 @@ def _certs(pems: tuple[bytes, ...], what: str) -> list[x509.Certificate]:
     return [memo.certificate(p, field=f"{what}[{i}]") for i, p in enumerate(pems)]
 
 
-def _parse_time(text: str) -> dt.datetime:
-    """``YYYY-MM-DDTHH:MM:SSZ`` (Intel's collateral dates); raises ``ValueError`` otherwise."""
-    if len(text) != 20 or not text.endswith("Z") or text[10] != "T":
-        raise ValueError(f"not a UTC timestamp: {text!r}")
-    return dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.UTC)
+def _text(collateral: Mapping[str, object], key: str) -> str:
+    """``collateral[key]`` (empty when absent); ``ValueError`` when it is not text (a malformed JSON file)."""
+    value = collateral.get(key, "")
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not text")
+    return value
 
 
-def _signed_json(
+def _authentic_text(
     collateral: Mapping[str, str],
     name: str,
     anchors: tuple[TrustAnchor, ...],
     now: dt.datetime,
     failures: list[str],
-) -> tuple[dict[str, Any] | None, x509.Certificate | None]:
-    text = collateral.get(name, "")
-    chain_pem = collateral.get(f"{name}_issuer_chain", "").encode()
+) -> tuple[str | None, x509.Certificate | None]:
+    """The exact text of collateral ``name`` when the TCB signing certificate signed it (None otherwise), and
+    the first certificate of its issuer chain (None when the chain does not decode) for the root CRL check.
+
+    The issuer chain is checked to the anchor (``intel.<name>_chain``), its first certificate against Intel's
+    TCB signing certificate (``intel.tcb_signer``) and the signature over the exact text by that certificate
+    (``intel.<name>_signature``), each reported on its own. The text is handed on (to be parsed) only when the
+    first certificate passes the TCB signer checks and its signature verifies; a chain failure is reported
+    but does not withhold it, so that expired collateral still shows what it says."""
     try:
-        chain = list(memo.certificates(chain_pem))
-        sig = bytes.fromhex(collateral.get(f"{name}_signature", ""))
-        doc = json.loads(text)
+        text = _text(collateral, name)
+        chain = list(memo.certificates(_text(collateral, f"{name}_issuer_chain").encode()))
+        sig = bytes.fromhex(_text(collateral, f"{name}_signature"))
     except (EvidenceFormatError, ValueError) as e:
         failures.append(Failure("intel.collateral_missing", f"collateral.{name}: malformed: {e}"))
         return None, None
-    if not chain:
-        failures.append(Failure(f"intel.{name}_chain", f"collateral.{name}_issuer_chain: no certificates"))
-        return None, None
-    _anchor, chain_failures = verify_chain(
+    anchor, chain_failures = verify_chain(
         chain, anchors, now, what=f"collateral.{name}_issuer_chain", check=f"intel.{name}_chain"
     )
     failures.extend(chain_failures)
-    if not ecdsa_valid(chain[0], text.encode(), sig):
+    signer_problems = tcb_signer_problems(chain, anchor)
+    for problem in signer_problems:
+        failures.append(
+            Failure(
+                "intel.tcb_signer",
+                f"collateral.{name}_issuer_chain: certificate 0 ({chain[0].subject.rfc4514_string()}) is not the "
+                f"Intel SGX TCB Signing certificate: {problem}",
+            )
+        )
+    signed = ecdsa_valid(chain[0], text.encode(), sig)
+    if not signed:
         failures.append(
             Failure(f"intel.{name}_signature", f"collateral.{name}: signature does not verify with the TCB signing key")
         )
-    if not isinstance(doc, dict):
-        failures.append(Failure("intel.collateral_missing", f"collateral.{name}: not a JSON object"))
-        return None, chain[0]
+    return (text if signed and not signer_problems else None), chain[0]
+
+
+_Parsed = TypeVar("_Parsed", TcbInfo, QeIdentity)
+
+
+def _parsed(
+    parse: Callable[[str], _Parsed], text: str | None, name: str, now: dt.datetime, failures: list[str]
+) -> _Parsed | None:
+    """``text`` (authenticated) parsed, and its validity window checked against ``now``; None when there is
+    no text or it does not parse (listed as malformed collateral)."""
+    if text is None:
+        return None
     try:
-        issued, next_update = _parse_time(doc["issueDate"]), _parse_time(doc["nextUpdate"])
-    except (KeyError, TypeError, ValueError):
+        doc = parse(text)
+    except EvidenceFormatError as e:
+        failures.append(Failure("intel.collateral_missing", f"collateral.{name}: malformed: {e}"))
+        return None
+    if not doc.issue_date <= now <= doc.next_update:
+        state = "expired" if now > doc.next_update else "not yet valid"
         failures.append(
-            Failure(f"intel.{name}_validity", f"collateral.{name}: missing or malformed issueDate/nextUpdate")
-        )
-    else:
-        if not issued <= now <= next_update:
-            state = "expired" if now > next_update else "not yet valid"
-            failures.append(
-                Failure(
-                    f"intel.{name}_validity",
-                    f"collateral.{name}: not valid at {now.isoformat()}, {state} "
-                    f"({doc['issueDate']}..{doc['nextUpdate']})",
-                )
+            Failure(
+                f"intel.{name}_validity",
+                f"collateral.{name}: not valid at {now.isoformat()}, {state} "
+                f"({doc.issue_date:%Y-%m-%dT%H:%M:%SZ}..{doc.next_update:%Y-%m-%dT%H:%M:%SZ})",
             )
-    return doc, chain[0]
+        )
+    return doc
 
 
 def _masked(value: bytes, mask: bytes) -> bytes:
@@ -125,44 +158,38 @@ def _masked(value: bytes, mask: bytes) -> bytes:
 _IDENTITY_STATUSES = ("UpToDate", "OutOfDate", "Revoked")
 
 
-def _identity_status(level: dict[str, Any], what: str, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
+def _identity_status(level: IdentityLevel, what: str, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
     """A QE or TDX module level's status, which can only be UpToDate, OutOfDate or Revoked."""
-    status = str(level["tcbStatus"])
-    if status not in _IDENTITY_STATUSES:
-        failures.append(Failure("intel.tcb_level", f"{what}: TCB status {status!r} is not one an identity can have"))
+    if level.tcb_status not in _IDENTITY_STATUSES:
+        failures.append(
+            Failure("intel.tcb_level", f"{what}: TCB status {level.tcb_status!r} is not one an identity can have")
+        )
         return None
-    return status, tuple(level.get("advisoryIDs", ()))
+    return level.tcb_status, level.advisory_ids
 
 
-def _tdx_module(
-    tcb_info: dict[str, Any], body: TdReportBody, failures: list[str]
-) -> tuple[str, tuple[str, ...]] | None:
+def _module_identity(module: TdxModule | TdxModuleIdentity, body: TdReportBody, what: str, failures: list[str]) -> None:
+    if module.mr_signer != body.mr_signer_seam:
+        failures.append(Failure("intel.tdx_module", f"td_report.mr_signer_seam does not match {what}"))
+    mask = module.attributes_mask
+    if _masked(body.seam_attributes, mask) != _masked(module.attributes, mask):
+        failures.append(Failure("intel.tdx_module", f"td_report.seam_attributes do not match {what}"))
+
+
+def _tdx_module(tcb_info: TcbInfo, body: TdReportBody, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
     """The TDX module's status and advisories (None when no level matches, listed as a failure)."""
     version = body.tee_tcb_svn[1]
     if version == 0:  # TDX 1.0 modules: judged by tcb_info.tdxModule and the platform's TDX components
-        base = tcb_info.get("tdxModule")
-        if isinstance(base, dict):
-            if bytes.fromhex(base["mrsigner"]) != body.mr_signer_seam:
-                failures.append(
-                    Failure("intel.tdx_module", "td_report.mr_signer_seam does not match tcb_info.tdxModule")
-                )
-            mask = bytes.fromhex(base["attributesMask"])
-            if _masked(body.seam_attributes, mask) != _masked(bytes.fromhex(base["attributes"]), mask):
-                failures.append(
-                    Failure("intel.tdx_module", "td_report.seam_attributes do not match tcb_info.tdxModule")
-                )
+        if tcb_info.tdx_module is not None:
+            _module_identity(tcb_info.tdx_module, body, "tcb_info.tdxModule", failures)
         return "UpToDate", ()
     wanted = f"TDX_{version:02X}"
-    for ident in tcb_info.get("tdxModuleIdentities", []):
-        if ident.get("id") != wanted:
+    for ident in tcb_info.tdx_module_identities:
+        if ident.id != wanted:
             continue
-        if bytes.fromhex(ident["mrsigner"]) != body.mr_signer_seam:
-            failures.append(Failure("intel.tdx_module", f"td_report.mr_signer_seam does not match {wanted}"))
-        mask = bytes.fromhex(ident["attributesMask"])
-        if _masked(body.seam_attributes, mask) != _masked(bytes.fromhex(ident["attributes"]), mask):
-            failures.append(Failure("intel.tdx_module", f"td_report.seam_attributes do not match {wanted}"))
-        for level in ident.get("tcbLevels", []):
-            if body.tee_tcb_svn[0] >= int(level["tcb"]["isvsvn"]):
+        _module_identity(ident, body, wanted, failures)
+        for level in ident.tcb_levels:
+            if body.tee_tcb_svn[0] >= level.isv_svn:
                 return _identity_status(level, wanted, failures)
         failures.append(Failure("intel.tcb_level", f"tcb_info: no {wanted} level matches TDX module SVN"))
         return None
@@ -170,51 +197,48 @@ def _tdx_module(
     return None
 
 
-def _qe(identity: dict[str, Any], quote: Quote, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
+def _qe(identity: QeIdentity, quote: Quote, failures: list[str]) -> tuple[str, tuple[str, ...]] | None:
     qe = quote.signature.qe.qe_report
     want_id = "TD_QE" if quote.kind == "tdx" else "QE"
-    if identity.get("id") != want_id:
-        failures.append(
-            Failure("intel.qe_identity", f"collateral.qe_identity.id is {identity.get('id')!r}, not {want_id}")
-        )
-    if bytes.fromhex(identity["mrsigner"]) != qe.mr_signer:
+    if identity.id != want_id:
+        failures.append(Failure("intel.qe_identity", f"collateral.qe_identity.id is {identity.id!r}, not {want_id}"))
+    if identity.mr_signer != qe.mr_signer:
         failures.append(Failure("intel.qe_identity", "qe_report.mr_signer does not match the QE identity"))
-    if int(identity["isvprodid"]) != qe.isv_prod_id:
+    if identity.isv_prod_id != qe.isv_prod_id:
         failures.append(Failure("intel.qe_identity", "qe_report.isv_prod_id does not match the QE identity"))
-    mask = int(identity["miscselectMask"], 16)
-    if qe.misc_select & mask != int(identity["miscselect"], 16) & mask:
+    mask = identity.miscselect_mask
+    if qe.misc_select & mask != identity.miscselect & mask:
         failures.append(Failure("intel.qe_identity", "qe_report.misc_select does not match the QE identity"))
-    amask = bytes.fromhex(identity["attributesMask"])
-    if _masked(qe.attributes, amask) != _masked(bytes.fromhex(identity["attributes"]), amask):
+    amask = identity.attributes_mask
+    if _masked(qe.attributes, amask) != _masked(identity.attributes, amask):
         failures.append(Failure("intel.qe_identity", "qe_report.attributes do not match the QE identity"))
-    for level in identity.get("tcbLevels", []):
-        if qe.isv_svn >= int(level["tcb"]["isvsvn"]):
+    for level in identity.tcb_levels:
+        if qe.isv_svn >= level.isv_svn:
             return _identity_status(level, "QE identity", failures)
     failures.append(Failure("intel.tcb_level", "collateral.qe_identity: no TCB level matches the QE's ISV SVN"))
     return None
 
 
 def _platform(
-    tcb_info: dict[str, Any], quote: Quote, pck: PckExtensions, failures: list[str]
+    tcb_info: TcbInfo, quote: Quote, pck: PckExtensions, failures: list[str]
 ) -> tuple[str, tuple[str, ...]] | None:
     want_id = "TDX" if quote.kind == "tdx" else "SGX"
-    if tcb_info.get("id", "SGX") != want_id or (quote.kind == "tdx" and int(tcb_info.get("version", 0)) < 3):
+    if tcb_info.id != want_id or (quote.kind == "tdx" and tcb_info.version < 3):
         failures.append(
             Failure(
                 "intel.tcb_info_platform",
-                f"collateral.tcb_info is {tcb_info.get('id', 'SGX')} v{tcb_info.get('version')}, "
-                f"the quote needs {want_id}",
+                f"collateral.tcb_info is {tcb_info.id} v{tcb_info.version}, the quote needs {want_id}",
             )
         )
         return None
-    if bytes.fromhex(tcb_info["fmspc"]) != pck.fmspc:
+    if tcb_info.fmspc != pck.fmspc:
         failures.append(Failure("intel.tcb_info_platform", "collateral.tcb_info.fmspc differs from the PCK's FMSPC"))
-    if bytes.fromhex(tcb_info["pceId"]) != pck.pce_id:
+    if tcb_info.pce_id != pck.pce_id:
         failures.append(Failure("intel.tcb_info_platform", "collateral.tcb_info.pceId differs from the PCK's PCE id"))
     tee = quote.body.tee_tcb_svn if isinstance(quote.body, TdReportBody) else None
-    for level in ordered_levels(tcb_info.get("tcbLevels", [])):
+    for level in ordered_levels(tcb_info.tcb_levels):
         if matches_platform_level(level, pck.tcb_components, pck.pce_svn, tee):
-            return str(level["tcbStatus"]), tuple(level.get("advisoryIDs", ()))
+            return level.tcb_status, level.advisory_ids
     failures.append(
         Failure("intel.tcb_level", "collateral.tcb_info: no TCB level matches the platform (TCB not supported)")
     )
@@ -230,18 +254,16 @@ def _tcb(
     now: dt.datetime,
     failures: list[str],
 ) -> tuple[str | None, tuple[str, ...], list[x509.Certificate]]:
-    tcb_info, tcb_signer = _signed_json(collateral, "tcb_info", anchors, now, failures)
-    identity, qe_signer = _signed_json(collateral, "qe_identity", anchors, now, failures)
+    tcb_text, tcb_signer = _authentic_text(collateral, "tcb_info", anchors, now, failures)
+    qe_text, qe_signer = _authentic_text(collateral, "qe_identity", anchors, now, failures)
     signers = [c for c in (tcb_signer, qe_signer) if c is not None]
+    tcb_info = _parsed(parse_tcb_info, tcb_text, "tcb_info", now, failures)
+    identity = _parsed(parse_qe_identity, qe_text, "qe_identity", now, failures)
     if tcb_info is None or identity is None:
         return None, (), signers
-    try:
-        platform = _platform(tcb_info, quote, pck, failures)
-        module = _tdx_module(tcb_info, quote.body, failures) if isinstance(quote.body, TdReportBody) else None
-        qe = _qe(identity, quote, failures)
-    except (KeyError, TypeError, ValueError) as e:
-        failures.append(Failure("intel.tcb_info_platform", f"collateral: malformed TCB info or QE identity: {e!r}"))
-        return None, (), signers
+    platform = _platform(tcb_info, quote, pck, failures)
+    module = _tdx_module(tcb_info, quote.body, failures) if isinstance(quote.body, TdReportBody) else None
+    qe = _qe(identity, quote, failures)
     if platform is None or qe is None or (isinstance(quote.body, TdReportBody) and module is None):
         return None, (), signers
     status, advisories = platform[0], list(platform[1])

@@ -8,56 +8,47 @@ skipped when the TDX module version, byte 1, is not 0: the TDX module identity j
 and QE statuses then converge into it: an OutOfDate module or QE makes an UpToDate/SWHardeningNeeded platform
 OutOfDate and a ConfigurationNeeded/ConfigurationAndSWHardeningNeeded one OutOfDateConfigurationNeeded; a
 Revoked one makes it Revoked. Advisory ids are the union of the levels that contributed.
+
+The levels are :class:`~cchet.attest.formats.intel_collateral.TcbLevel` objects, parsed (and so of the right
+shape: 16 SGX components, 16 TDX components in TDX TCB info) from authenticated TCB info; nothing here
+raises for their content.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from cchet.attest.formats.intel_collateral import TcbLevel
 from cchet.attest.tcb import STATUS_ORDER
 
-__all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "ordered_levels", "worst_status"]
+__all__ = ["STATUS_ORDER", "converge", "matches_platform_level", "ordered_levels"]
 
 
-def worst_status(*statuses: str) -> str:
-    """The least trustworthy of the statuses, by :data:`STATUS_ORDER` (unknown names count as Revoked)."""
-    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
-    return max(statuses, key=lambda s: rank.get(s, len(STATUS_ORDER)))
-
-
-def _svns(items: Any) -> list[int]:
-    return [int(c["svn"]) for c in items]
-
-
-def ordered_levels(levels: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def ordered_levels(levels: Sequence[TcbLevel]) -> list[TcbLevel]:
     """``levels`` highest first: by SGX components, then PCE SVN, then TDX components (ties keep their
-    order). Raises ``KeyError``/``ValueError``/``TypeError`` for a malformed level."""
+    order)."""
 
-    def key(level: dict[str, Any]) -> tuple[list[int], int, list[int]]:
-        tcb = level["tcb"]
-        return _svns(tcb["sgxtcbcomponents"]), int(tcb["pcesvn"]), _svns(tcb.get("tdxtcbcomponents", []))
+    def key(level: TcbLevel) -> tuple[tuple[int, ...], int, tuple[int, ...]]:
+        return level.tcb.sgx_svns, level.tcb.pce_svn, level.tcb.tdx_svns or ()
 
     return sorted(levels, key=key, reverse=True)
 
 
 def matches_platform_level(
-    level: dict[str, Any], pck_components: Sequence[int], pce_svn: int, tee_tcb_svn: bytes | None
+    level: TcbLevel, pck_components: Sequence[int], pce_svn: int, tee_tcb_svn: bytes | None
 ) -> bool:
-    """Whether ``level`` applies to a platform with these SVNs (``tee_tcb_svn`` None for SGX). Raises
-    ``KeyError``/``ValueError``/``TypeError`` for a malformed level."""
-    tcb = level["tcb"]
-    sgx = _svns(tcb["sgxtcbcomponents"])
-    if len(sgx) != 16 or len(pck_components) != 16:
-        raise ValueError("SGX component count mismatch")
-    if any(have < need for have, need in zip(pck_components, sgx, strict=True)):
+    """Whether ``level`` applies to a platform with these SVNs: the 16 SGX components of the PCK certificate,
+    its PCE SVN and, for TDX, the 16-byte TEE_TCB_SVN (None for SGX). A level without TDX components applies
+    to no TD."""
+    tcb = level.tcb
+    if any(have < need for have, need in zip(pck_components, tcb.sgx_svns, strict=True)):
         return False
-    if pce_svn < int(tcb["pcesvn"]):
+    if pce_svn < tcb.pce_svn:
         return False
     if tee_tcb_svn is not None:
-        tdx = _svns(tcb["tdxtcbcomponents"])
-        if len(tdx) != 16:
-            raise ValueError("TDX component count mismatch")
+        tdx = tcb.tdx_svns
+        if tdx is None:
+            return False
         start = 2 if tee_tcb_svn[1] > 0 else 0
         if any(tee_tcb_svn[i] < tdx[i] for i in range(start, 16)):
             return False

@@ -1,0 +1,78 @@
+"""The Intel SGX TCB Signing certificate: the one certificate whose signature makes TCB info and QE identity
+Intel's.
+
+Every certificate under the Intel SGX Root CA can sign: the PCK CAs and each platform's PCK leaf too. A TCB
+info re-signed with a PCK key still chains to the root, so a chain check alone would let the owner of one
+platform rewrite its TCB status. Like Intel's QVL (``TCBInfoVerifier::verifyTCBCert``), verification
+therefore requires the first certificate of a collateral issuer chain to be the TCB signing certificate:
+
+- its subject carries exactly Intel's CN, O, L, ST and C (:data:`TCB_SIGNER_SUBJECT`; further attributes,
+  such as the simulator's ``OU=SIMULATED``, are not compared);
+- it is an end entity: key usage present with digitalSignature and without keyCertSign or cRLSign, and no
+  CA basic constraint;
+- the root issued it directly: at most one certificate follows it in the chain, and that one is the trust
+  anchor reached (when none follows, the chain check has verified it against the anchor's certificate).
+
+Not checked here: the chain's signatures and validity windows (:func:`cchet.attest.verify.chain.verify_chain`)
+and revocation (the root CRL check of :mod:`cchet.attest.verify.dcap` covers the signer). A certificate that
+passes is only as trustworthy as the chain and CRL checks that run beside this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from cchet.attest.verify.chain import der_sha256
+from cchet.attest.verify.options import TrustAnchor
+
+__all__ = ["TCB_SIGNER_SUBJECT", "tcb_signer_problems"]
+
+TCB_SIGNER_SUBJECT: tuple[tuple[x509.ObjectIdentifier, str], ...] = (
+    (NameOID.COMMON_NAME, "Intel SGX TCB Signing"),
+    (NameOID.ORGANIZATION_NAME, "Intel Corporation"),
+    (NameOID.LOCALITY_NAME, "Santa Clara"),
+    (NameOID.STATE_OR_PROVINCE_NAME, "CA"),
+    (NameOID.COUNTRY_NAME, "US"),
+)
+"""The subject attributes of Intel's TCB signing certificate, each of which must occur exactly once."""
+
+
+def _subject_problem(cert: x509.Certificate) -> str | None:
+    subject = cert.subject
+    found: dict[x509.ObjectIdentifier, list[str | bytes]] = {}
+    for attribute in subject:
+        found.setdefault(attribute.oid, []).append(attribute.value)
+    if any(found.get(oid) != [want] for oid, want in TCB_SIGNER_SUBJECT):
+        return f"subject {subject.rfc4514_string()} is not Intel's TCB signing subject"
+    return None
+
+
+def _usage_problem(cert: x509.Certificate) -> str | None:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return "it has no key usage"
+    if not usage.digital_signature or usage.key_cert_sign or usage.crl_sign:
+        return "its key usage is not digital signature only (a signing end entity)"
+    try:
+        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        ca = False
+    return "it is a CA" if ca else None
+
+
+def tcb_signer_problems(chain: Sequence[x509.Certificate], anchor: TrustAnchor | None) -> list[str]:
+    """Why ``chain[0]`` is not Intel's TCB signing certificate issued directly by the root ``anchor`` (the
+    anchor :func:`~cchet.attest.verify.chain.verify_chain` reached for ``chain``, None when it reached none);
+    an empty list when it is. Each problem is a phrase to follow "certificate 0 ... is not the TCB signing
+    certificate: ". Raises ``ValueError`` for an empty chain."""
+    if not chain:
+        raise ValueError("tcb_signer_problems needs at least the signing certificate")
+    signer, above = chain[0], chain[1:]
+    problems = [p for p in (_subject_problem(signer), _usage_problem(signer)) if p is not None]
+    if len(above) > 1 or (above and anchor is not None and der_sha256(above[0]) != anchor.fingerprint):
+        problems.append("the root did not issue it directly (another certificate stands between them)")
+    return problems
