@@ -28,7 +28,7 @@ from cchet.attest.simulate.ccel import simulate_event_log
 from cchet.attest.simulate.composite import simulate_composite
 from cchet.attest.simulate.dcap import simulate_tdx_quote
 from cchet.attest.simulate.rim import SimulatedRimSigner, simulate_rim
-from cchet.attest.simulate.snp import simulate_snp_report
+from cchet.attest.simulate.snp import encode_genoa_tcb, simulate_snp_report
 from cchet.attest.simulate.spdm import SIM_DRIVER_VERSION, SIM_VBIOS_VERSION, simulate_spdm_report
 from cchet.attest.simulate.verifier import simulated_anchors
 from cchet.attest.verify.amd import verify_snp_device
@@ -109,12 +109,21 @@ def _tdx(w: World) -> tuple[Quote, dict[str, str]]:
     return q, simulated_collateral(w.authority, q, now=NOW)
 
 
-def _resign(w: World, col: dict[str, str], name: str, edit: Callable[[dict[str, object]], None]) -> dict[str, str]:
+def _resign(
+    w: World,
+    col: dict[str, str],
+    name: str,
+    edit: Callable[[dict[str, object]], None],
+    *,
+    chain: tuple[str, ...] = ("intel_tcb_signing", "intel_root"),
+) -> dict[str, str]:
+    """``col`` with collateral ``name`` edited and signed by the key of ``chain[0]``, that chain its issuer
+    chain."""
     doc = json.loads(col[name])
     edit(doc)
     text = json.dumps(doc, separators=(",", ":"))
-    sig = raw_from_der(w.authority.sign("intel_tcb_signing", text.encode()), 32).hex()
-    return {**col, name: text, f"{name}_signature": sig}
+    sig = raw_from_der(w.authority.sign(chain[0], text.encode()), 32).hex()
+    return {**col, name: text, f"{name}_signature": sig, f"{name}_issuer_chain": w.authority.pem(*chain).decode()}
 
 
 def _crl(w: World, issuer: str, *, revoke: int | None = None, key: str | None = None) -> bytes:
@@ -157,20 +166,18 @@ def intel(w: World, change: str) -> Failures:
         col["pck_crl"] = _crl(w, "intel_pck_ca", key="intel_tcb_signing").hex()
     elif change == "intel.collateral_missing":
         col = None  # type: ignore[assignment]
-    elif change == "intel.tcb_info_chain":
-        col["tcb_info_issuer_chain"] = (
-            w.authority.pem("intel_tcb_signing").decode() + w.other.pem("intel_root").decode()
-        )
+    elif change == "intel.tcb_signer":  # the PCK key chains to the root too, but is no TCB signer
+        col = _resign(w, col, "tcb_info", lambda d: None, chain=("intel_pck", "intel_pck_ca", "intel_root"))
+    elif change == "intel.tcb_info_chain":  # signed by another authority's TCB signer, chained to its root
+        col = _resign(dataclasses.replace(w, authority=w.other), col, "tcb_info", lambda d: None)
     elif change == "intel.tcb_info_signature":
         col["tcb_info"] = col["tcb_info"] + " "
     elif change == "intel.tcb_info_validity":
         col = _resign(w, col, "tcb_info", lambda d: d.update(nextUpdate="2026-05-01T00:00:00Z"))
     elif change == "intel.tcb_info_platform":
         col = _resign(w, col, "tcb_info", lambda d: d.update(fmspc="00906ED50001"))
-    elif change == "intel.qe_identity_chain":
-        col["qe_identity_issuer_chain"] = (
-            w.authority.pem("intel_tcb_signing").decode() + w.other.pem("intel_root").decode()
-        )
+    elif change == "intel.qe_identity_chain":  # signed by another authority's TCB signer, chained to its root
+        col = _resign(dataclasses.replace(w, authority=w.other), col, "qe_identity", lambda d: None)
     elif change == "intel.qe_identity_signature":
         col["qe_identity"] = " " + col["qe_identity"]
     elif change == "intel.qe_identity_validity":
@@ -224,6 +231,8 @@ def amd(w: World, change: str) -> Failures:
         certs = other + w.authority.pem("amd_ask", "amd_ark")
     elif change == "amd.chip_id":
         report = _resign_snp(w, report, chip_id=bytes(64))
+    elif change == "amd.tcb_order":
+        report = _resign_snp(w, report, committed_tcb=encode_genoa_tcb((0, 0, 0, 0)))
     elif change == "amd.product":
         opts["amd_stepping"] = 1
     elif change == "amd.nonce":

@@ -1,14 +1,18 @@
-"""A PEM certificate chain as vendors ship it beside evidence (NVIDIA's device chain, AMD's ASK/ARK bundle).
+"""A PEM certificate chain as vendors ship it beside evidence (NVIDIA's device chain, AMD's ASK/ARK bundle),
+the limits every piece of evidence keeps to, and what links a certificate to its issuer.
 
 The text is kept exactly, so ``serialize`` gives back the same bytes; :meth:`CertificateChain.certificates`
-decodes the blocks, leaf first, with ``cryptography``.
+decodes the blocks, leaf first, with ``cryptography``. One piece of evidence (a PEM chain or bundle, a quote's
+PCK chain) holds at most :data:`MAX_CERTIFICATES` certificates of at most :data:`MAX_CERTIFICATE_BYTES` of DER
+each; more, or larger, is an :class:`EvidenceFormatError` naming the field and the limit, raised before a
+certificate is decoded, so a peer cannot make a verifier decode (and its caches hold) more than that.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
+import hashlib
 import warnings
 from dataclasses import dataclass
 
@@ -16,13 +20,35 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 
+from cchet.attest.formats.der import tlv_span
 from cchet.errors import EvidenceFormatError
 
 _SERIAL_ZERO = r"Parsed a serial number which wasn't positive"
 
-__all__ = ["CertificateChain", "der_to_pem", "load_certificate", "parse_pem_chain"]
+__all__ = [
+    "MAX_CERTIFICATES",
+    "MAX_CERTIFICATE_BYTES",
+    "CertificateChain",
+    "CertificateIdentity",
+    "certificate_der",
+    "certificate_identity",
+    "check_certificate_count",
+    "check_certificate_size",
+    "der_to_pem",
+    "load_certificate",
+    "parse_pem_chain",
+]
 
-_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+MAX_CERTIFICATES = 8
+"""The most certificates one piece of evidence may carry. Real ones carry at most 5 (NVIDIA's device chain);
+an AMD bundle with ASK, ARK and ASVK, plus the VCEK or VLEK, is 4."""
+
+MAX_CERTIFICATE_BYTES = 8 * 1024
+"""The largest certificate (DER bytes) evidence may carry. The largest real one is 1.7 KB (AMD's RSA-4096
+ARK, ASK and ASVK)."""
+
+_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_END = b"-----END CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -43,14 +69,14 @@ class CertificateChain:
 
 
 def load_certificate(data: bytes, *, field: str = "certificate") -> x509.Certificate:
-    """Decodes one DER (or PEM) certificate and every part verification reads (names, validity, extensions,
-    public key), so that a malformed certificate fails here, as :class:`EvidenceFormatError`, and not halfway
-    through a verification."""
+    """Decodes one DER certificate or PEM block (:func:`certificate_der`) and every part verification reads
+    (names, validity, extensions, public key), so that a malformed certificate fails here, as
+    :class:`EvidenceFormatError`, and not halfway through a verification."""
+    der = certificate_der(data, field)
     try:
-        pem = data.lstrip().startswith(b"-----")
         with warnings.catch_warnings():  # AMD VCEKs carry serial 0: silence that one warning, check nothing less
             warnings.filterwarnings("ignore", message=_SERIAL_ZERO, category=CryptographyDeprecationWarning)
-            cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+            cert = x509.load_der_x509_certificate(der)
         cert.subject.rfc4514_string()
         cert.issuer.rfc4514_string()
         _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
@@ -69,14 +95,124 @@ def der_to_pem(der: bytes) -> bytes:
     return b"-----BEGIN CERTIFICATE-----\n" + lines + b"\n-----END CERTIFICATE-----\n"
 
 
+def check_certificate_count(count: int, field: str) -> None:
+    """Raises :class:`EvidenceFormatError` naming ``field`` when ``count`` exceeds :data:`MAX_CERTIFICATES`."""
+    if count > MAX_CERTIFICATES:
+        raise EvidenceFormatError(
+            f"holds {count} certificates, more than the limit of {MAX_CERTIFICATES} (MAX_CERTIFICATES)", field=field
+        )
+
+
+def check_certificate_size(der: bytes, field: str) -> None:
+    """Raises :class:`EvidenceFormatError` naming ``field`` when the DER certificate ``der`` is larger than
+    :data:`MAX_CERTIFICATE_BYTES`."""
+    if len(der) > MAX_CERTIFICATE_BYTES:
+        raise EvidenceFormatError(
+            f"certificate of {len(der)} bytes exceeds the limit of {MAX_CERTIFICATE_BYTES} bytes "
+            "(MAX_CERTIFICATE_BYTES)",
+            field=field,
+        )
+
+
+def _blocks(text: bytes) -> list[tuple[int, bytes]]:
+    """Each PEM certificate block: where it starts and the base64 text between its markers."""
+    blocks = []
+    start = text.find(_BEGIN)
+    while start >= 0:
+        end = text.find(_END, start + len(_BEGIN))
+        if end < 0:
+            break
+        blocks.append((start, text[start + len(_BEGIN) : end]))
+        start = text.find(_BEGIN, end + len(_END))
+    return blocks
+
+
+def _block_der(block: tuple[int, bytes], field: str) -> bytes:
+    offset, body = block
+    try:
+        der = base64.b64decode(b"".join(body.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise EvidenceFormatError("bad base64 in PEM block", offset=offset, field=field) from None
+    check_certificate_size(der, field)
+    return der
+
+
+def certificate_der(data: bytes, field: str) -> bytes:
+    """The DER of one certificate given as DER or as one PEM block. Raises :class:`EvidenceFormatError`
+    naming ``field`` when PEM text holds other than one block, a block is not base64, or the certificate is
+    larger than :data:`MAX_CERTIFICATE_BYTES`. Decodes nothing beyond base64."""
+    if data.lstrip().startswith(b"-----"):
+        blocks = _blocks(data)
+        if len(blocks) != 1:
+            raise EvidenceFormatError(f"expected one PEM certificate, found {len(blocks)}", field=field)
+        return _block_der(blocks[0], field)
+    check_certificate_size(data, field)
+    return data
+
+
 def parse_pem_chain(text: bytes) -> CertificateChain:
-    """Splits PEM text into its certificates; raises :class:`EvidenceFormatError` if there are none."""
-    ders = []
-    for i, m in enumerate(_BLOCK.finditer(text)):
-        try:
-            ders.append(base64.b64decode(b"".join(m.group(1).split()), validate=True))
-        except (binascii.Error, ValueError):
-            raise EvidenceFormatError("bad base64 in PEM block", offset=m.start(), field=f"certificate[{i}]") from None
-    if not ders:
+    """Splits PEM text into its certificates. Raises :class:`EvidenceFormatError` if there are none, if a
+    block is not base64, or if the text holds more than :data:`MAX_CERTIFICATES` certificates or one larger
+    than :data:`MAX_CERTIFICATE_BYTES`. Decodes no certificate."""
+    blocks = _blocks(text)
+    if not blocks:
         raise EvidenceFormatError("no PEM certificate found", offset=0, field="certificates")
-    return CertificateChain(bytes(text), tuple(ders))
+    check_certificate_count(len(blocks), "certificates")
+    return CertificateChain(bytes(text), tuple(_block_der(b, f"certificate[{i}]") for i, b in enumerate(blocks)))
+
+
+@dataclass(frozen=True)
+class CertificateIdentity:
+    """What links a certificate to its issuer in a certification path.
+
+    ``fingerprint`` is the SHA-256 of its DER. ``issuer`` and ``subject`` are its names as DER (what
+    ``x509.Name.public_bytes`` gives), compared byte for byte: the comparison ``cryptography`` makes before
+    it checks an issuer's signature, stricter than RFC 5280's case-folding match. ``authority_key_id`` and
+    ``subject_key_id`` are its key identifiers, None when it carries none."""
+
+    fingerprint: bytes
+    issuer: bytes
+    subject: bytes
+    authority_key_id: bytes | None
+    subject_key_id: bytes | None
+
+    def may_be_issued_by(self, issuer: CertificateIdentity) -> bool:
+        """Whether ``issuer``'s subject is this certificate's issuer name and, when both carry one, its
+        subject key identifier is this certificate's authority key identifier. Says nothing about signatures."""
+        if issuer.subject != self.issuer:
+            return False
+        return self.authority_key_id is None or issuer.subject_key_id in (None, self.authority_key_id)
+
+    @property
+    def self_issued(self) -> bool:
+        """Whether the certificate names itself as its issuer (a root, or a loop of length one)."""
+        return self.may_be_issued_by(self)
+
+
+def certificate_identity(cert: x509.Certificate, der: bytes) -> CertificateIdentity:
+    """The :class:`CertificateIdentity` of ``cert``, whose DER is ``der`` (the bytes it was decoded from).
+    Raises :class:`EvidenceFormatError` when ``der`` is not a certificate's DER."""
+    _, cert_start, _ = tlv_span(der, field="certificate")
+    _, tbs_start, _ = tlv_span(der, cert_start, field="certificate.tbs")
+    tag, _, end = tlv_span(der, tbs_start, field="certificate.tbs")
+    if tag == 0xA0:  # [0] version, then the serial number
+        _, _, end = tlv_span(der, end, field="certificate.tbs")
+    _, _, issuer_start = tlv_span(der, end, field="certificate.tbs")  # the signature algorithm
+    _, _, issuer_end = tlv_span(der, issuer_start, field="certificate.issuer")
+    _, _, subject_start = tlv_span(der, issuer_end, field="certificate.tbs")  # the validity
+    _, _, subject_end = tlv_span(der, subject_start, field="certificate.subject")
+    try:
+        authority_key_id = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        authority_key_id = None
+    try:
+        subject_key_id = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        subject_key_id = None
+    return CertificateIdentity(
+        hashlib.sha256(der).digest(),
+        der[issuer_start:issuer_end],
+        der[subject_start:subject_end],
+        authority_key_id,
+        subject_key_id,
+    )

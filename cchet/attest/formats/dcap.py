@@ -188,7 +188,11 @@ class CertificationData:
         return struct.pack("<HI", self.cert_type, len(self.data)) + self.data
 
     def pem_certificates(self) -> tuple[bytes, ...]:
-        """The PEM blocks of a type-5 chain, in order (leaf first); empty for other types."""
+        """The PEM blocks of a type-5 chain, in order (leaf first); empty for other types. Raises
+        :class:`EvidenceFormatError` when there are more than
+        :data:`~cchet.attest.formats.certchain.MAX_CERTIFICATES` (their sizes are checked as they decode)."""
+        from cchet.attest.formats.certchain import check_certificate_count  # loads x509: import late
+
         if self.cert_type != CERT_DATA_PCK_CHAIN:
             return ()
         end = b"-----END CERTIFICATE-----"
@@ -197,6 +201,7 @@ class CertificationData:
             start = part.find(b"-----BEGIN CERTIFICATE-----")
             if start >= 0:
                 out.append(part[start:] + end + b"\n")
+        check_certificate_count(len(out), "certification_data.pck_chain")
         return tuple(out)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "encode_oid",
     "encode_tlv",
     "read_tlv",
+    "tlv_span",
 ]
 
 TAG_INTEGER = 0x02
@@ -43,8 +44,9 @@ class Tlv:
     end: int
 
 
-def read_tlv(data: bytes, offset: int = 0, *, field: str = "der") -> Tlv:
-    """Reads the element starting at ``offset``. Raises :class:`EvidenceFormatError` if it does not fit."""
+def tlv_span(data: bytes, offset: int = 0, *, field: str = "der") -> tuple[int, int, int]:
+    """The element starting at ``offset`` as (tag, where its value starts, where it ends), copying nothing.
+    Raises :class:`EvidenceFormatError` if it does not fit."""
     if offset + 2 > len(data):
         raise EvidenceFormatError("truncated DER header", offset=offset, field=field)
     tag = data[offset]
@@ -62,7 +64,13 @@ def read_tlv(data: bytes, offset: int = 0, *, field: str = "der") -> Tlv:
         pos += n
     if pos + length > len(data):
         raise EvidenceFormatError(f"DER value of {length} bytes overruns its buffer", offset=offset, field=field)
-    return Tlv(tag, data[pos : pos + length], pos + length)
+    return tag, pos, pos + length
+
+
+def read_tlv(data: bytes, offset: int = 0, *, field: str = "der") -> Tlv:
+    """Reads the element starting at ``offset``. Raises :class:`EvidenceFormatError` if it does not fit."""
+    tag, start, end = tlv_span(data, offset, field=field)
+    return Tlv(tag, data[start:end], end)
 
 
 def children(value: bytes, *, field: str = "der") -> list[Tlv]:

@@ -21,7 +21,9 @@ _SERIAL_WARNING = r"Parsed a serial number which wasn't positive"
 
 def load_amd_certificates(data: bytes) -> list[x509.Certificate]:
     """Certificates from PEM text (one or more) or one DER certificate, in order. Raises
-    :class:`~cchet.errors.EvidenceFormatError` when they do not decode."""
+    :class:`~cchet.errors.EvidenceFormatError` when they do not decode, or when there are more than
+    :data:`~cchet.attest.formats.certchain.MAX_CERTIFICATES` or one is larger than
+    :data:`~cchet.attest.formats.certchain.MAX_CERTIFICATE_BYTES`."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_SERIAL_WARNING, category=CryptographyDeprecationWarning)
         if b"-----BEGIN" in data:

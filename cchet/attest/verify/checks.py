@@ -67,6 +67,7 @@ _ALL = (
     Check("amd.revoked", RevocationError, "ASK/ASVK not on the ARK's CRL (when a CRL is given)"),
     Check("amd.crl", CollateralError, "the AMD CRL is signed by the ARK and valid now"),
     Check("amd.reported_tcb", TcbError, "reported TCB equals the TCB in the VCEK's extensions"),
+    Check("amd.tcb_order", TcbError, "reported <= committed <= current TCB, component by component"),
     Check("amd.chip_id", MeasurementMismatchError, "chip id equals the VCEK's hwID"),
     Check("amd.product", MeasurementMismatchError, "the key's product stepping is the expected one (if set)"),
     Check("amd.nonce", NonceMismatchError, "report data equals the expected nonce"),

@@ -3,7 +3,7 @@
 A CRL is trusted only when its issuer name and signature match the CA certificate given (itself verified as
 part of a chain) and ``now`` lies in [thisUpdate, nextUpdate]. Accepts DER, PEM or hex-encoded DER (as
 dcap-qvl's collateral JSON carries it). The time-independent parts (decoding, issuer and signature,
-listing) are memoised on the exact CRL input (:mod:`cchet.attest.verify.memo`).
+listing) are memoised by the SHA-256 of the exact CRL input (:mod:`cchet.attest.verify.memo`).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from cchet.attest.formats.intel_collateral import (
 from cchet.attest.formats.pck import PckExtensions
 from cchet.attest.rawsig import public_key_from_point
 from cchet.attest.verify import memo
-from cchet.attest.verify.chain import verify_chain
+from cchet.attest.verify.chain import der_sha256, verify_chain, verify_path
 from cchet.attest.verify.crl import revoked, verify_crl
 from cchet.attest.verify.ecdsa import ecdsa_valid
 from cchet.attest.verify.failure import Failure
@@ -278,17 +278,25 @@ def _tcb(
 
 def _crls(
     collateral: Mapping[str, str],
-    certs: list[x509.Certificate],
+    path: tuple[x509.Certificate, ...],
+    anchor: TrustAnchor,
+    *,
     signers: list[x509.Certificate],
     now: dt.datetime,
     failures: list[str],
 ) -> None:
-    if len(certs) < 2:
+    """Check the PCK CRL (issued by the leaf's issuer on the built ``path``) and the root CA CRL (issued by the
+    root the path reached: on it, or the ``anchor`` itself) against the certificates each covers."""
+    if len(path) < 2:
         failures.append(Failure("intel.pck_chain", "pck_chain: no PCK CA certificate to check revocation with"))
         return
+    if der_sha256(path[-1]) == anchor.fingerprint:
+        root, intermediates = path[-1], list(path[1:-1])
+    else:  # the path's last certificate is signed by the anchor, which the chain does not carry
+        root, intermediates = x509.load_der_x509_certificate(anchor.certificate_der), list(path[1:])
     for name, issuer, subjects in (
-        ("pck_crl", certs[1], [certs[0]]),
-        ("root_ca_crl", certs[-1], [*certs[1:-1], *signers]),
+        ("pck_crl", path[1], [path[0]]),
+        ("root_ca_crl", root, [*intermediates, *signers]),
     ):
         data = collateral.get(name)
         if not isinstance(data, str | bytes):
@@ -335,7 +343,8 @@ def check_quote(
         failures.append(Failure("intel.pck_chain", "certification_data holds no PCK certificate chain (type 5)"))
         return QuoteCheck(None, None, (), tuple(failures), None)
     certs = _certs(pems, "certification_data.pck_chain")
-    anchor, chain_failures = verify_chain(certs, anchors, now, what="pck_chain", check="intel.pck_chain")
+    path, chain_failures = verify_path(certs, anchors, now, what="pck_chain", check="intel.pck_chain")
+    anchor = path.anchor
     failures.extend(chain_failures)
     if not ecdsa_valid(certs[0], qe.qe_report.to_bytes(), qe.qe_report_signature):
         failures.append(Failure("intel.qe_report_signature", "qe_report signature does not verify with the PCK key"))
@@ -353,5 +362,5 @@ def check_quote(
         status, advisories, signers = _tcb(
             quote, pck, collateral=collateral, anchors=(anchor,), now=now, failures=failures
         )
-        _crls(collateral, certs, signers, now, failures)
+        _crls(collateral, path.certificates, anchor, signers=signers, now=now, failures=failures)
     return QuoteCheck(anchor, status, advisories, tuple(failures), pck)

@@ -1,12 +1,15 @@
 """Checks of an NVIDIA GPU report: the device chain, the SPDM signature and the FWID.
 
-What is checked: the PEM chain (leaf first) to an NVIDIA anchor; the ECDSA P-384 signature r||s over
-SHA-384 of request || response-before-signature by the leaf; that the leaf certificate certifies the
-report's FWID (extension 2.23.133.5.4.1 on Hopper, DICE TcbInfo 2.23.133.5.4.1.1 on Blackwell), when the
-report carries one (drivers before R550 do not); and, when ``expected_nonce`` is given, the SPDM request
-nonce. Measurements against RIMs are :mod:`cchet.attest.verify.rim`. Not checked: OCSP (no responses are
-available offline). In composite evidence the nonce is the binding's job
-(:func:`cchet.attest.binding.gpu_nonce`), checked during appraisal.
+What is checked: the path from the PEM chain's first certificate (the device leaf) through the others, in
+any order, to an NVIDIA anchor (:func:`~cchet.attest.verify.chain.verify_chain`); the ECDSA P-384
+signature r||s over SHA-384 of request || response-before-signature by the leaf; that the leaf certificate
+certifies the report's FWID (extension 2.23.133.5.4.1 on Hopper, DICE TcbInfo 2.23.133.5.4.1.1 on
+Blackwell), when the report carries one (drivers before R550 do not); and, when ``expected_nonce`` is given,
+the SPDM request nonce. Measurements against RIMs are :mod:`cchet.attest.verify.rim`. Not checked: OCSP (no
+responses are available offline). In composite evidence the nonce is the binding's job
+(:func:`cchet.attest.binding.gpu_nonce`), checked during appraisal. The chain holds at most
+:data:`~cchet.attest.formats.certchain.MAX_CERTIFICATES` certificates of at most
+:data:`~cchet.attest.formats.certchain.MAX_CERTIFICATE_BYTES` each (``EvidenceFormatError`` otherwise).
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def check_gpu(
     expected_nonce: bytes | None = None,
 ) -> GpuCheck:
     """Runs every check in the module docstring and lists each failure; raises
-    :class:`~cchet.errors.EvidenceFormatError` when the certificates do not decode."""
+    :class:`~cchet.errors.EvidenceFormatError` when the certificates do not decode or exceed the limits."""
     failures: list[str] = []
     certs = list(memo.certificates(certificates))
     anchor, chain_failures = verify_chain(certs, anchors, now, what=f"{what}.cert_chain", check="nvidia.chain")

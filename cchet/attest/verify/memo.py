@@ -1,173 +1,319 @@
 """Memoised pure steps of verification: decoding certificates and CRLs, and checking signatures.
 
-Each result is a deterministic function of its exact input bytes (or of immutable objects decoded from
-them), so caching cannot change a verdict; nothing that depends on the time is cached (validity windows,
-CRL freshness, collateral dates and TCB status are evaluated on every verification). The caches are bounded
-(least recently used entries go first) and per process; :func:`clear` empties them, e.g. to measure a cold
-verification. Decoding errors are raised, never cached.
+Each result is a deterministic function of its exact input bytes (or of certificates decoded from them), so
+caching cannot change a verdict; nothing that depends on the time is cached (validity windows, CRL freshness,
+collateral dates and TCB status are evaluated on every verification). Decoding errors are raised, never
+cached, and failed signature checks are recomputed every time.
+
+Bounds. Entries are keyed by SHA-256 digests (of the input bytes, of a certificate's DER), never by the
+inputs or by certificate objects. They share one least-recently-used cache whose entries' estimated sizes
+add up to at most :data:`CACHE_BUDGET_BYTES`; the least recently used go first, and an entry larger than the
+whole budget is not kept. Estimates: a decoded certificate or CRL, :data:`DECODED_ENTRY_BASE_BYTES` plus
+:data:`DECODED_BYTES_PER_INPUT_BYTE` per byte of its input (about 1.2 times what a decoded 1.3 KB
+certificate was measured to hold); PCK extensions, :data:`DECODED_ENTRY_BASE_BYTES`; anything else (a
+verdict, the digests of a PEM text), :data:`SMALL_ENTRY_BYTES`. An entry counts everything it keeps alive,
+even what another entry keeps alive too, so shared objects are over-counted, never under-counted. Evidence
+caps its certificates' number and size (:mod:`cchet.attest.formats.certchain`), so no certificate entry
+exceeds about 42 KB. The budget bounds what the cache holds, not what one verification allocates while it
+runs. :func:`clear` empties the cache (e.g. to measure a cold verification), :func:`estimated_bytes` reports
+its accounting; the cache is per process and safe to use from several threads.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import hashlib
+import threading
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
+from cchet.attest.formats.certchain import (
+    CertificateIdentity,
+    certificate_der,
+    certificate_identity,
+    parse_pem_chain,
+)
 from cchet.attest.formats.pck import PckExtensions, parse_pck_extensions
 from cchet.errors import EvidenceFormatError
 
 __all__ = [
+    "CACHE_BUDGET_BYTES",
+    "DECODED_BYTES_PER_INPUT_BYTE",
+    "DECODED_ENTRY_BASE_BYTES",
+    "SMALL_ENTRY_BYTES",
     "certificate",
     "certificates",
     "clear",
     "crl",
-    "crl_issuer",
     "crl_issuer_problem",
     "crl_lists",
+    "estimated_bytes",
     "fingerprint",
+    "identity",
     "issued_by",
     "pck_extensions",
     "signature_valid",
 ]
 
+CACHE_BUDGET_BYTES = 8 * 1024 * 1024
+"""The most the cache's entries may add up to (estimated sizes): about 1,100 decoded 1.3 KB certificates."""
 
-_BEGIN = b"-----BEGIN CERTIFICATE-----"
-_END = b"-----END CERTIFICATE-----"
+DECODED_ENTRY_BASE_BYTES = 1024
+"""Estimated fixed cost of a decoded certificate or CRL entry."""
+
+DECODED_BYTES_PER_INPUT_BYTE = 5
+"""Estimated cost of a decoded certificate or CRL per byte of its input."""
+
+SMALL_ENTRY_BYTES = 512
+"""Estimated cost of any other entry: a signature verdict, a CRL lookup, the digests of a PEM text."""
+
+_T = TypeVar("_T")
+_MISSING = object()
 
 
-def _decoded(data: bytes, field: str) -> x509.Certificate:
-    """Decodes one certificate and the parts verification reads first (validity, extensions, key), so a
+def _decoded_bytes(input_length: int) -> int:
+    return DECODED_ENTRY_BASE_BYTES + DECODED_BYTES_PER_INPUT_BYTE * input_length
+
+
+class _Decoded:
+    """A certificate decoded by this module and its identity (kept together, so the identity of a certificate
+    this module returned is a lookup)."""
+
+    __slots__ = ("cert", "identity")
+
+    def __init__(self, cert: x509.Certificate, identity: CertificateIdentity) -> None:
+        self.cert = cert
+        self.identity = identity
+
+
+class _Cache:
+    """The byte-budgeted LRU. ``by_object`` maps ``id(cert)`` to the :class:`_Decoded` entry that holds
+    ``cert``: the entry keeps the object alive, so the id cannot be reused while the mapping exists, and
+    evicting the entry removes the mapping."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: collections.OrderedDict[tuple[object, ...], tuple[object, int]] = collections.OrderedDict()
+        self.by_object: dict[int, _Decoded] = {}
+        self.nbytes = 0
+
+    def get(self, key: tuple[object, ...]) -> object:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                return _MISSING
+            self.entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: tuple[object, ...], value: _T, size: int) -> _T:
+        """Stores ``value`` (unless an entry for ``key`` is already there, whose value is returned instead),
+        then evicts least recently used entries until the total is within :data:`CACHE_BUDGET_BYTES`; an
+        entry larger than the whole budget is not stored."""
+        with self.lock:
+            present = self.entries.get(key)
+            if present is not None:
+                return cast(_T, present[0])
+            if size > CACHE_BUDGET_BYTES:
+                return value
+            self.entries[key] = (value, size)
+            self.nbytes += size
+            if isinstance(value, _Decoded):
+                self.by_object[id(value.cert)] = value
+            while self.nbytes > CACHE_BUDGET_BYTES:
+                _, (old, old_size) = self.entries.popitem(last=False)
+                self.nbytes -= old_size
+                if isinstance(old, _Decoded):
+                    del self.by_object[id(old.cert)]
+            return value
+
+    def decoded(self, cert: x509.Certificate) -> _Decoded | None:
+        entry = self.by_object.get(id(cert))  # one dict lookup: atomic, no lock needed
+        return entry if entry is not None and entry.cert is cert else None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.by_object.clear()
+            self.nbytes = 0
+
+
+_CACHE = _Cache()
+
+
+def _memoised(key: tuple[object, ...], size: int, compute: Callable[[], _T]) -> _T:
+    value = _CACHE.get(key)
+    if value is not _MISSING:
+        return cast(_T, value)
+    return _CACHE.put(key, compute(), size)
+
+
+def _digest(data: bytes | str) -> bytes:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).digest()
+
+
+def _decode(der: bytes, field: str) -> _Decoded:
+    """Decodes one DER certificate and the parts verification reads first (validity, extensions, key), so a
     malformed certificate fails here as :class:`EvidenceFormatError`; unlike
     :func:`~cchet.attest.formats.certchain.load_certificate` it does not build and format the names (their
     DER structure is parsed on load), which is most of that function's cost."""
     try:
-        pem = data.lstrip().startswith(b"-----")
-        cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+        cert = x509.load_der_x509_certificate(der)
         _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
         _ = (cert.signature_hash_algorithm, cert.extensions, cert.public_key())
     except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as e:
         raise EvidenceFormatError(f"certificate does not decode: {e}", field=field) from None
-    return cert
+    return _Decoded(cert, certificate_identity(cert, der))
 
 
-@functools.lru_cache(maxsize=1024)
+def _decoded_der(der: bytes, field: str) -> _Decoded:
+    key = ("der", hashlib.sha256(der).digest())
+    value = _CACHE.get(key)
+    if value is _MISSING:
+        value = _CACHE.put(key, _decode(der, field), _decoded_bytes(len(der)))
+    return cast(_Decoded, value)
+
+
+def _pem_text(
+    tag: str, text: bytes, split: Callable[[], tuple[bytes, ...]], field: Callable[[int], str]
+) -> tuple[x509.Certificate, ...]:
+    """The certificates of PEM ``text`` (``split`` into DER certificates), remembered as the digests of their
+    DER under ``(tag, SHA-256 of text)`` so that a repeated text is neither split nor base64-decoded again."""
+    key = (tag, _digest(text))
+    digests = _CACHE.get(key)
+    if digests is not _MISSING:
+        found = [_CACHE.get(("der", d)) for d in cast(tuple[bytes, ...], digests)]
+        if _MISSING not in found:
+            return tuple(cast(_Decoded, d).cert for d in found)
+    decoded = [_decoded_der(der, field(i)) for i, der in enumerate(split())]
+    _CACHE.put(key, tuple(d.identity.fingerprint for d in decoded), SMALL_ENTRY_BYTES)
+    return tuple(d.cert for d in decoded)
+
+
 def certificates(pem: bytes) -> tuple[x509.Certificate, ...]:
-    """The certificates of PEM text, in order; raises :class:`~cchet.errors.EvidenceFormatError` when there
-    are none or one does not decode."""
-    blocks = [part[part.index(_BEGIN) :] + _END for part in pem.split(_END)[:-1] if _BEGIN in part]
-    if not blocks:
-        raise EvidenceFormatError("no PEM certificate found", offset=0, field="certificates")
-    return tuple(certificate(b, f"certificate[{i}]") for i, b in enumerate(blocks))
-
-
-@functools.lru_cache(maxsize=1024)
-def _certificate(data: bytes) -> x509.Certificate:
-    return _decoded(data, "certificate")
+    """The certificates of PEM text, in order. Raises :class:`~cchet.errors.EvidenceFormatError` when there
+    are none, more than :data:`~cchet.attest.formats.certchain.MAX_CERTIFICATES`, one larger than
+    :data:`~cchet.attest.formats.certchain.MAX_CERTIFICATE_BYTES`, or one that does not decode."""
+    return _pem_text("pem", pem, lambda: parse_pem_chain(pem).ders, lambda i: f"certificate[{i}]")
 
 
 def certificate(data: bytes, field: str = "certificate") -> x509.Certificate:
-    """One DER or PEM certificate (memoised on its bytes); raises :class:`~cchet.errors.EvidenceFormatError`
-    naming ``field``."""
-    try:
-        return _certificate(data)
-    except EvidenceFormatError:
-        return _decoded(data, field)  # raises again, naming the field
+    """One DER certificate or PEM block (memoised on its DER); raises :class:`~cchet.errors.EvidenceFormatError`
+    naming ``field`` when it is larger than :data:`~cchet.attest.formats.certchain.MAX_CERTIFICATE_BYTES` or
+    does not decode."""
+    if data.lstrip().startswith(b"-----"):
+        return _pem_text("pem block", data, lambda: (certificate_der(data, field),), lambda i: field)[0]
+    return _decoded_der(certificate_der(data, field), field).cert
 
 
-@functools.lru_cache(maxsize=4096)
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
-    """None when ``issuer`` signed ``cert`` (names and signature, RSA-PSS included), else why not."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as e:
-        return str(e) or "bad signature"
-    return None
+def identity(cert: x509.Certificate) -> CertificateIdentity:
+    """The fingerprint, names and key identifiers of ``cert``: a lookup for a certificate this module decoded
+    (while it is cached), else computed from its re-encoded DER."""
+    decoded = _CACHE.decoded(cert)
+    if decoded is not None:
+        return decoded.identity
+    return certificate_identity(cert, cert.public_bytes(serialization.Encoding.DER))
 
 
-@functools.lru_cache(maxsize=256)
-def crl(data: bytes | str) -> x509.CertificateRevocationList:
-    """A CRL from DER, PEM or hex text; raises ``ValueError`` when it is none of these."""
-    from cchet.attest.verify.crl import decode_crl
-
-    return decode_crl(data.encode() if isinstance(data, str) else bytes(data))
-
-
-@functools.lru_cache(maxsize=256)
-def crl_issuer(data: bytes | str) -> x509.Name:
-    """The CRL's issuer name (building it is the slow part of comparing it)."""
-    return crl(data).issuer
-
-
-@functools.lru_cache(maxsize=1024)
-def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | None:
-    """None when ``issuer`` is the CRL's issuer (name) and signed it (key), else what is wrong."""
-    parsed = crl(data)
-    if crl_issuer(data) != issuer.subject:
-        return f"issued by {parsed.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}"
-    try:
-        valid = parsed.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (TypeError, ValueError, UnsupportedAlgorithm):
-        valid = False
-    return None if valid else f"signature does not verify with {issuer.subject.rfc4514_string()}"
-
-
-@functools.lru_cache(maxsize=4096)
-def crl_lists(data: bytes | str, cert: x509.Certificate) -> bool:
-    """Whether the CRL was issued under ``cert``'s issuer name and lists its serial number."""
-    listed = crl(data).get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-    return listed and crl_issuer(data) == cert.issuer
-
-
-@functools.lru_cache(maxsize=4096)
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the certificate's DER, lowercase hex."""
-    from cryptography.hazmat.primitives import serialization
-
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return identity(cert).fingerprint.hex()
 
 
-_VALID: collections.OrderedDict[tuple[x509.Certificate, bytes, bytes, str], None] = collections.OrderedDict()
-_VALID_MAX = 4096
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """None when ``issuer`` signed ``cert`` (names and signature, RSA-PSS included), else why not."""
+
+    def check() -> str | None:
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as e:
+            return str(e) or "bad signature"
+        return None
+
+    key = ("issued_by", identity(cert).fingerprint, identity(issuer).fingerprint)
+    return _memoised(key, SMALL_ENTRY_BYTES, check)
+
+
+class _Crl:
+    """A decoded CRL and its issuer name as DER (building the name is the slow part of comparing it)."""
+
+    __slots__ = ("crl", "issuer")
+
+    def __init__(self, crl: x509.CertificateRevocationList) -> None:
+        self.crl = crl
+        self.issuer = crl.issuer.public_bytes()
+
+
+def _crl(data: bytes | str) -> _Crl:
+    from cchet.attest.verify.crl import decode_crl
+
+    def decode() -> _Crl:
+        return _Crl(decode_crl(data.encode() if isinstance(data, str) else bytes(data)))
+
+    return _memoised(("crl", _digest(data)), _decoded_bytes(len(data)), decode)
+
+
+def crl(data: bytes | str) -> x509.CertificateRevocationList:
+    """A CRL from DER, PEM or hex text; raises ``ValueError`` when it is none of these."""
+    return _crl(data).crl
+
+
+def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | None:
+    """None when ``issuer`` is the CRL's issuer (name) and signed it (key), else what is wrong."""
+
+    def check() -> str | None:
+        parsed = _crl(data)
+        if parsed.issuer != identity(issuer).subject:
+            return f"issued by {parsed.crl.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}"
+        try:
+            valid = parsed.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        except (TypeError, ValueError, UnsupportedAlgorithm):
+            valid = False
+        return None if valid else f"signature does not verify with {issuer.subject.rfc4514_string()}"
+
+    return _memoised(("crl_issuer_problem", _digest(data), identity(issuer).fingerprint), SMALL_ENTRY_BYTES, check)
+
+
+def crl_lists(data: bytes | str, cert: x509.Certificate) -> bool:
+    """Whether the CRL was issued under ``cert``'s issuer name and lists its serial number."""
+
+    def check() -> bool:
+        parsed = _crl(data)
+        if parsed.issuer != identity(cert).issuer:
+            return False
+        return parsed.crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+    return _memoised(("crl_lists", _digest(data), identity(cert).fingerprint), SMALL_ENTRY_BYTES, check)
 
 
 def signature_valid(cert: x509.Certificate, message: bytes, raw: bytes, *, byteorder: str = "big") -> bool:
     """:func:`~cchet.attest.verify.ecdsa.ecdsa_valid` by a certificate's key. Signatures that verified are
-    remembered by (certificate, SHA-256 of the message, signature); failures are always recomputed."""
+    remembered by the SHA-256 of the certificate, of the message and of the signature; failures are always
+    recomputed."""
     from cchet.attest.verify.ecdsa import ecdsa_valid_uncached
 
-    key = (cert, hashlib.sha256(message).digest(), bytes(raw), byteorder)
-    if key in _VALID:
-        _VALID.move_to_end(key)
+    key = ("signature", identity(cert).fingerprint, _digest(message), _digest(bytes(raw)), byteorder)
+    if _CACHE.get(key) is not _MISSING:
         return True
     if not ecdsa_valid_uncached(cert, message, raw, byteorder=byteorder):
         return False
-    _VALID[key] = None
-    if len(_VALID) > _VALID_MAX:
-        _VALID.popitem(last=False)
+    _CACHE.put(key, True, SMALL_ENTRY_BYTES)
     return True
 
 
-@functools.lru_cache(maxsize=1024)
 def pck_extensions(cert: x509.Certificate) -> PckExtensions:
     """The SGX extensions of a PCK certificate; raises :class:`~cchet.errors.EvidenceFormatError`."""
-    return parse_pck_extensions(cert)
+    return _memoised(("pck", identity(cert).fingerprint), DECODED_ENTRY_BASE_BYTES, lambda: parse_pck_extensions(cert))
+
+
+def estimated_bytes() -> int:
+    """The estimated size of everything cached now: at most :data:`CACHE_BUDGET_BYTES`."""
+    return _CACHE.nbytes
 
 
 def clear() -> None:
-    """Empties every cache of this module."""
-    for fn in (
-        certificates,
-        _certificate,
-        issued_by,
-        pck_extensions,
-        crl,
-        crl_issuer,
-        crl_issuer_problem,
-        crl_lists,
-        fingerprint,
-    ):
-        fn.cache_clear()
-    _VALID.clear()
+    """Empties the cache."""
+    _CACHE.clear()
