@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from cchet.attest.result import DeviceClaims as DeviceClaims
     from cchet.attest.result import Violation as Violation
     from cchet.attest.verify import TrustAnchor as TrustAnchor
-    from cchet.attest.verify import VerifiedEvidence as VerifiedEvidence
+    from cchet.attest.verify import Verification as Verification
     from cchet.attest.verify import VerifyOptions as VerifyOptions
     from cchet.attest.verify import default_options as default_options
 
@@ -46,7 +46,7 @@ _WHERE = {
     "GpuEvidence": "cchet.attest.evidence",
     "Policy": "cchet.attest.policy",
     "TrustAnchor": "cchet.attest.verify",
-    "VerifiedEvidence": "cchet.attest.verify",
+    "Verification": "cchet.attest.verify",
     "VerifyOptions": "cchet.attest.verify",
     "Violation": "cchet.attest.result",
     "compute_report_data": "cchet.attest.binding",
@@ -65,7 +65,7 @@ __all__ = [
     "GpuEvidence",
     "Policy",
     "TrustAnchor",
-    "VerifiedEvidence",
+    "Verification",
     "VerifyOptions",
     "Violation",
     "appraise",

@@ -1,10 +1,13 @@
-"""Appraisal: verify composite evidence, then apply a :class:`~cchet.attest.policy.Policy` to it.
+"""Appraisal: verify composite evidence once, then evaluate :class:`~cchet.attest.policy.Policy` values
+against what verification found.
 
-:func:`appraise` is what key release calls, and nothing else decides: it parses wire evidence, runs the
-verifier from the options (every signature, chain and collateral check), checks the report-data binding and
-nonce freshness, and applies every policy rule, collecting all failures before deciding. It never raises for
-bad evidence: the :class:`~cchet.attest.result.AttestationResult` lists every reason, and its
-``raise_for_status`` raises when the caller prefers exceptions.
+One pipeline, used by the key broker, the node registry and ``cchet verify`` alike: :func:`verify_evidence`
+runs the verifier from the options once (every signature, chain and collateral check) and returns a
+:class:`~cchet.attest.verify.verified.Verification`; :func:`evaluate` applies one policy to it -- the
+report-data binding, nonce freshness and every rule -- collecting all failures before deciding;
+:func:`appraise` is both steps for one policy. Nothing else decides. None of them raises for bad evidence:
+the :class:`~cchet.attest.result.AttestationResult` lists every reason, and its ``raise_for_status`` raises
+when the caller prefers exceptions.
 
 What it protects against: evidence that is forged, stale, bound to another broker, nonce, key, request or
 set of GPUs, or from a TEE the policy does not accept. What it does not: code in an attested TEE that the
@@ -25,18 +28,20 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cchet.attest.binding import Binding, compute_report_data, gpu_nonce, report_data_matches
 from cchet.attest.policy import CPU_PINS, TCB_STATUS_ORDER, Policy, version_tuple
 from cchet.attest.result import AttestationResult, DeviceClaims, Violation
-from cchet.errors import AttestationError, VerificationError
+from cchet.errors import AttestationError
 
 if TYPE_CHECKING:
-    from cchet.attest.evidence import CompositeEvidence, CpuEvidence
+    from cchet.attest.evidence import CompositeEvidence
     from cchet.attest.formats.dcap import SgxReportBody, TdReportBody
     from cchet.attest.formats.snp import SnpReport
     from cchet.attest.verify.options import VerifyOptions
-    from cchet.attest.verify.verified import VerifiedDevice, VerifiedEvidence
+    from cchet.attest.verify.verified import Verification, VerifiedDevice
 
 # Parsers, claims and verifiers are imported on first use, so ``import cchet`` stays light.
 
-__all__ = ["appraise"]
+__all__ = ["UNPINNED", "appraise", "evaluate", "verify_evidence"]
+
+UNPINNED = "none pinned"  # the actual value of a violation saying the policy pins nothing for its rule
 
 log = logging.getLogger("cchet.attest.appraise")
 
@@ -94,13 +99,15 @@ def _check_snp(r: _Rules, policy: Policy, report: SnpReport) -> None:
             r.fail("snp_min_tcb", "snp_report.reported_tcb", "cpu", f">= {list(policy.snp_min_tcb)}", list(got))
 
 
-def _check_tcb(r: _Rules, policy: Policy, verified: VerifiedEvidence | None, cpu: CpuEvidence) -> None:
-    if verified is None or cpu.kind not in ("tdx", "sgx"):
+def _check_tcb(r: _Rules, policy: Policy, verified: Verification) -> None:
+    if not verified.ok or verified.evidence.cpu.kind not in ("tdx", "sgx"):
         return
     status = verified.cpu.tcb_status
     rank = {s: i for i, s in enumerate(TCB_STATUS_ORDER)}
     if status is None or rank.get(status, len(rank)) > rank[policy.min_tcb_status]:
-        r.fail("min_tcb_status", "collateral.tcb_status", "cpu", f"{policy.min_tcb_status} or better", status)
+        advisories = ", ".join(verified.cpu.advisory_ids)
+        actual = f"{status} (advisories: {advisories})" if advisories else status
+        r.fail("min_tcb_status", "collateral.tcb_status", "cpu", f"{policy.min_tcb_status} or better", actual)
     unaccepted = [a for a in verified.cpu.advisory_ids if a not in policy.accepted_advisories]
     if unaccepted:
         r.fail(
@@ -112,7 +119,8 @@ def _check_tcb(r: _Rules, policy: Policy, verified: VerifiedEvidence | None, cpu
         )
 
 
-def _check_gpus(r: _Rules, policy: Policy, evidence: CompositeEvidence) -> None:
+def _check_gpus(r: _Rules, policy: Policy, verified: Verification, warnings: list[str]) -> None:
+    evidence = verified.evidence
     if policy.gpu == "required" and not evidence.gpus:
         r.fail("gpu", "gpus", "gpus", "at least one GPU report", "none")
     if policy.gpu == "forbidden" and evidence.gpus:
@@ -143,6 +151,28 @@ def _check_gpus(r: _Rules, policy: Policy, evidence: CompositeEvidence) -> None:
                 ok = False
             if not ok:
                 r.fail(rule, f"spdm.opaque.{name}", dev, f">= {minimum}", value)
+        if g.cc_mode == "devtools":
+            if policy.gpu_allow_devtools:
+                warnings.append(f"{dev}: CC mode devtools (GPU memory is not protected), allowed by gpu_allow_devtools")
+            else:
+                r.fail("gpu_allow_devtools", "gpu.cc_mode", dev, "CC mode on", "devtools")
+    for device in verified.gpus:
+        if device.measurements != "not compared":
+            continue  # a match passes; a mismatch is a verification failure already
+        missing = "; ".join(device.rims_missing) or "no driver or VBIOS RIM"
+        if policy.gpu_measurements == "match":
+            r.fail(
+                "gpu_measurements",
+                "spdm.measurements",
+                device.device,
+                "a match with NVIDIA's signed driver and VBIOS RIMs",
+                f"not compared: {missing}",
+            )
+        else:
+            warnings.append(
+                f"{device.device}: measurements not compared with signed RIMs ({missing}); accepted under "
+                "gpu_measurements='unchecked'"
+            )
 
 
 def _check_binding(
@@ -185,59 +215,57 @@ def _check_binding(
             )
 
 
-def appraise(
-    evidence: CompositeEvidence | bytes,
+def verify_evidence(evidence: CompositeEvidence, options: VerifyOptions | None = None) -> Verification:
+    """Run the options' verifier on ``evidence`` once and return what it found, every failure included; never
+    raises for bad evidence (certificates that do not decode are a failure like any other).
+
+    ``options`` supply time, trust anchors, collateral and the verifier (default:
+    :func:`~cchet.attest.verify.options.default_options`, the real verifier under the pinned vendor roots;
+    options without a verifier get the simulated verifier, which trusts simulated roots only)."""
+    from cchet.attest.reference import is_simulated
+    from cchet.attest.simulate.verifier import SimulatedVerifier
+    from cchet.attest.verify.options import default_options
+    from cchet.attest.verify.verified import Verification, VerifiedDevice
+
+    opts = options or default_options()
+    verifier = opts.verifier if opts.verifier is not None else SimulatedVerifier()
+    try:
+        return verifier.check(evidence, opts)
+    except AttestationError as e:
+        failure = str(e)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        # cryptography refusing a malformed certificate or key deep inside the evidence
+        failure = f"evidence could not be verified: {type(e).__name__}: {e}"
+    # nothing was established; evidence that names a SIMULATED authority is stamped so (it cannot be better)
+    sim = is_simulated(evidence)
+    cpu = VerifiedDevice("cpu", evidence.cpu.kind, sim, "")
+    gpus = tuple(VerifiedDevice(f"gpu{g.index}", "nvidia-gpu", sim, "") for g in evidence.gpus)
+    return Verification(evidence, cpu, gpus, (failure,), opts.now(), verifier.name)
+
+
+def evaluate(
+    verified: Verification,
     policy: Policy,
     *,
     nonce: bytes | None,
     binding: Binding | None,
-    options: VerifyOptions | None = None,
     nonce_issued_at: dt.datetime | None = None,
 ) -> AttestationResult:
-    """Verifies ``evidence`` and applies ``policy``; returns the result with every reason, never raising for
-    bad evidence.
+    """Apply ``policy`` to what verification found; returns the result with every reason, never raising for
+    bad evidence. Evaluating several policies against one :class:`Verification` verifies once.
 
-    ``evidence`` is :class:`CompositeEvidence` or its wire bytes. ``nonce`` (32 bytes) and ``binding`` are
-    what the broker expects the report data to bind (DESIGN.md section 4); GPU ``i`` must have answered
-    ``gpu_nonce(nonce, i)``. ``nonce_issued_at`` enables the freshness rule (``max_nonce_age_s``).
-    ``options`` supply time, trust anchors, collateral and the verifier (default:
-    :func:`~cchet.attest.verify.options.default_options`, the real verifier under the pinned vendor roots;
-    options without a verifier get the simulated verifier, which trusts simulated roots only). Raises
-    ``TypeError`` when ``policy`` is not a :class:`Policy`.
-    """
+    ``nonce`` (32 bytes) and ``binding`` are what the broker expects the report data to bind (DESIGN.md
+    section 4); GPU ``i`` must have answered ``gpu_nonce(nonce, i)``. ``nonce_issued_at`` enables the freshness
+    rule (``max_nonce_age_s``). Raises ``TypeError`` when ``policy`` is not a :class:`Policy`."""
     if not isinstance(policy, Policy):
         raise TypeError("policy must be a cchet.Policy")
-    from cchet.attest.evidence import decode_composite
     from cchet.attest.reference import is_simulated
-    from cchet.attest.simulate.verifier import SimulatedVerifier
-    from cchet.attest.verify.options import default_options
 
-    opts = options or default_options()
-    now = opts.now()
-    if isinstance(evidence, bytes | bytearray):
-        wire = bytes(evidence)
-        try:
-            evidence = decode_composite(wire)
-        except AttestationError as e:
-            return _rejected(policy, [f"evidence does not parse: {e}"], now, hashlib.sha256(wire).hexdigest())
-    digest = hashlib.sha256(evidence.to_bytes()).hexdigest()
-    verifier = opts.verifier
-    if verifier is None:
-        verifier = SimulatedVerifier()
-    failures: list[str] = []
-    verified: VerifiedEvidence | None = None
-    try:
-        verified = verifier.verify(evidence, opts)
-    except VerificationError as e:
-        failures.extend(e.failures)
-    except AttestationError as e:
-        failures.append(str(e))
-    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
-        # cryptography refusing a malformed certificate or key deep inside the evidence
-        failures.append(f"evidence could not be verified: {type(e).__name__}: {e}")
-    # Unverified evidence that names a SIMULATED authority is stamped so too (it cannot be anything better).
-    simulated = verified.simulated if verified else is_simulated(evidence)
+    evidence = verified.evidence
+    now = verified.verified_at
+    simulated = verified.simulated or (not verified.ok and is_simulated(evidence))
     r = _Rules()
+    warnings: list[str] = []
     kind = evidence.cpu.kind
     if kind not in policy.tee_kinds:
         r.fail("tee_kinds", "cpu.kind", "cpu", "one of " + ", ".join(policy.tee_kinds), kind)
@@ -253,16 +281,15 @@ def appraise(
             _check_sgx(r, policy, report.body)
     else:
         _check_snp(r, policy, report)
-    if policy.measurements == "pinned" and not policy.pins_cpu(kind) and not (simulated and policy.allow_simulation):
-        r.fail(
-            "measurements",
-            f"cpu.{'/'.join(CPU_PINS[kind])}",
-            "cpu",
-            f"pinned {kind} measurements",
-            "none pinned",
-        )
-    _check_tcb(r, policy, verified, evidence.cpu)
-    _check_gpus(r, policy, evidence)
+    waived = simulated and policy.allow_simulation  # simulated evidence under a policy that allows it
+    if policy.measurements == "pinned" and not waived:
+        if not policy.pins_cpu(kind):
+            pins = "/".join(CPU_PINS[kind])
+            r.fail("measurements", f"cpu.{pins}", "cpu", f"pinned {kind} measurements", UNPINNED)
+        if kind == "snp" and policy.snp_min_tcb is None:
+            r.fail("snp_min_tcb", "snp_report.reported_tcb", "cpu", "a TCB floor", UNPINNED)
+    _check_tcb(r, policy, verified)
+    _check_gpus(r, policy, verified, warnings)
     _check_binding(r, policy, evidence, nonce, binding)
     if nonce_issued_at is not None:
         age = (now - nonce_issued_at).total_seconds()
@@ -274,22 +301,50 @@ def appraise(
                 f"<= {policy.max_nonce_age_s} s old",
                 f"{age:.1f} s",
             )
-    accepted = not failures and not r.violations
-    if accepted and policy.measurements == "any" and not policy.pins_cpu(kind):
-        log.warning(
-            "ACCEPTED evidence under policy %s with measurements='any': no CPU measurement checked",
-            policy.policy_id,
-        )
+    if policy.measurements == "any" and not policy.pins_cpu(kind):
+        warnings.insert(0, f"cpu: no {kind} measurement checked (policy measurements='any')")
+    failures = list(verified.failures)
+    if not failures and not r.violations:
+        for warning in warnings:
+            log.warning("ACCEPTED evidence under policy %s with a warning: %s", policy.policy_id, warning)
     return _result(
         policy,
-        evidence,
+        verified,
         simulated=simulated,
-        verified=verified,
         failures=failures,
         violations=r.violations,
-        now=now,
-        digest=digest,
-        verifier_name=verifier.name,
+        warnings=warnings,
+        digest=hashlib.sha256(evidence.to_bytes()).hexdigest(),
+    )
+
+
+def appraise(
+    evidence: CompositeEvidence | bytes,
+    policy: Policy,
+    *,
+    nonce: bytes | None,
+    binding: Binding | None,
+    options: VerifyOptions | None = None,
+    nonce_issued_at: dt.datetime | None = None,
+) -> AttestationResult:
+    """Verify ``evidence`` (:func:`verify_evidence`) and evaluate ``policy`` against it (:func:`evaluate`);
+    returns the result with every reason, never raising for bad evidence. ``evidence`` is
+    :class:`CompositeEvidence` or its wire bytes (which must parse: a parse failure is the one reason then).
+    Raises ``TypeError`` when ``policy`` is not a :class:`Policy`."""
+    if not isinstance(policy, Policy):
+        raise TypeError("policy must be a cchet.Policy")
+    from cchet.attest.evidence import decode_composite
+    from cchet.attest.verify.options import default_options
+
+    opts = options or default_options()
+    if isinstance(evidence, bytes | bytearray):
+        wire = bytes(evidence)
+        try:
+            evidence = decode_composite(wire)
+        except AttestationError as e:
+            return _rejected(policy, [f"evidence does not parse: {e}"], opts.now(), hashlib.sha256(wire).hexdigest())
+    return evaluate(
+        verify_evidence(evidence, opts), policy, nonce=nonce, binding=binding, nonce_issued_at=nonce_issued_at
     )
 
 
@@ -306,32 +361,23 @@ def _status(device: str, violations: list[Violation], failures: list[str]) -> st
 
 def _result(
     policy: Policy,
-    evidence: CompositeEvidence,
+    verified: Verification,
     *,
     simulated: bool,
-    verified: VerifiedEvidence | None,
     failures: list[str],
     violations: list[Violation],
-    now: dt.datetime,
+    warnings: list[str],
     digest: str,
-    verifier_name: str,
 ) -> AttestationResult:
     from cchet.attest.claims import cpu_claims, gpu_claims
 
+    evidence = verified.evidence
     cpu_c: dict[str, Any] = cpu_claims(evidence)
-    if verified is not None:
+    if verified.ok:
         cpu_c["tcb_status"] = verified.cpu.tcb_status
         cpu_c["advisory_ids"] = list(verified.cpu.advisory_ids)
-    verified_gpus = {g.device: g for g in verified.gpus} if verified is not None else {}
-    devices = [
-        DeviceClaims(
-            "cpu",
-            evidence.cpu.kind,
-            _status("cpu", violations, failures),
-            simulated,
-            cpu_c,
-        )
-    ]
+    verified_gpus = {g.device: g for g in verified.gpus}
+    devices = [DeviceClaims("cpu", evidence.cpu.kind, _status("cpu", violations, failures), simulated, cpu_c)]
     for g in evidence.gpus:
         name = f"gpu{g.index}"
         devices.append(
@@ -343,17 +389,19 @@ def _result(
                 _gpu_claims(gpu_claims(g), verified_gpus.get(name)),
             )
         )
+    accepted = not failures and not violations
     return AttestationResult(
-        accepted=not failures and not violations,
+        accepted=accepted,
         simulated=simulated,
         policy_id=policy.policy_id,
         devices=tuple(devices),
         violations=tuple(violations),
         verification_failures=tuple(failures),
         evidence_digest=digest,
-        appraised_at=now,
-        verifier=verifier_name,
+        appraised_at=verified.verified_at,
+        verifier=verified.verifier,
         gpu_transcripts=tuple(evidence.gpu_transcripts()),
+        warnings=tuple(warnings) if accepted else (),
     )
 
 
@@ -362,6 +410,7 @@ def _gpu_claims(claims: dict[str, Any], verified: VerifiedDevice | None) -> dict
     if verified is not None:
         claims["rim_measurements"] = verified.measurements
         claims["rim_versions_verified"] = list(verified.rim_versions)
+        claims["rims_missing"] = list(verified.rims_missing)
     return claims
 
 

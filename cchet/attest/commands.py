@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from cchet.attest.collateral import CollateralCache
     from cchet.attest.formats.dcap import Quote
@@ -69,7 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     verify = sub.add_parser("verify", help="verify real evidence against the pinned vendor roots")
     verify.add_argument("file", type=Path, help="evidence: a quote, an SNP report, an SPDM report or composite JSON")
-    verify.add_argument("--kind", choices=("auto", "tdx", "sgx", "snp", "nvidia"), default="auto")
+    verify.add_argument(
+        "--kind",
+        choices=("auto", "tdx", "sgx", "snp", "spdm"),
+        default="auto",
+        help="the evidence format, as cchet.attest.formats.parse names it (spdm: an NVIDIA GPU report)",
+    )
     verify.add_argument(
         "--certs", type=Path, action="append", default=[], help="a leaf, a chain file or a folder (repeatable)"
     )
@@ -265,9 +270,8 @@ def _verify(args: argparse.Namespace) -> int:
         nonce = bytes.fromhex(args.nonce) if args.nonce is not None else None
     except ValueError as e:
         return _usage(str(e))
-    kind = {"auto": "auto", "tdx": "tdx", "sgx": "sgx", "snp": "snp", "nvidia": "spdm"}[args.kind]
     try:
-        evidence = parse(args.file.read_bytes(), kind)
+        evidence = parse(args.file.read_bytes(), args.kind)
     except OSError as e:
         return _usage(str(e))
     except EvidenceFormatError as e:
@@ -325,16 +329,34 @@ def _cache(path: Path | None) -> CollateralCache:
     return CollateralCache(path or default_cache_dir())
 
 
+def _fetched(path: Path, what: str, get: Callable[[], object]) -> bool:
+    """Run ``get`` (a collateral source lookup that fills the cache), print what came of it; True when it got
+    something."""
+    from cchet.attest.collateral.fetcher import FetchError
+
+    try:
+        got = get() is not None
+    except FetchError as e:
+        print(f"{path}: {what} NOT available: {e}")
+        return False
+    print(f"{path}: {what} {'cached' if got else 'NOT available (the service has none)'}")
+    return got
+
+
 def _collateral_fetch(args: argparse.Namespace) -> int:
+    """Fill the cache with what each piece of evidence needs, straight from the collateral source (nothing is
+    verified here; ``cchet verify`` does that), and say what could not be had and why."""
+    from functools import partial
+
+    from cchet.attest.claims import gpu_rim_ids
     from cchet.attest.collateral import CollateralSource, ServiceUrls, UrllibFetcher
-    from cchet.attest.evidence import CompositeEvidence
+    from cchet.attest.evidence import CompositeEvidence, GpuEvidence
     from cchet.attest.formats import parse
     from cchet.attest.formats.dcap import Quote
     from cchet.attest.formats.snp import SnpReport
     from cchet.attest.formats.spdm import SpdmReport
-    from cchet.attest.verify.amd import verify_snp_device
-    from cchet.attest.verify.nvidia import verify_gpu_device
-    from cchet.attest.verify.options import default_options
+    from cchet.attest.verify.amd_certs import load_amd_certificates
+    from cchet.attest.verify.snp import snp_product
 
     base = ServiceUrls()
     urls = ServiceUrls(
@@ -350,28 +372,40 @@ def _collateral_fetch(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"cchet collateral fetch: error: {e}", file=sys.stderr)
         return _USAGE
-    options = default_options(now=now, collateral=source)
     certs = _read_certs(args.certs)
     missing = 0
     for path in args.evidence:
         ev = parse(path.read_bytes())
         cpu = ev.cpu.report if isinstance(ev, CompositeEvidence) else ev
         if isinstance(cpu, Quote):
-            got = source.intel(cpu, now) is not None
-            print(f"{path}: Intel collateral {'cached' if got else 'NOT available'}")
-            missing += not got
+            missing += not _fetched(path, "Intel collateral", partial(source.intel, cpu, now))
         elif isinstance(cpu, SnpReport):
             chain = ev.cpu.certificates if isinstance(ev, CompositeEvidence) else certs
-            verify_snp_device(cpu, chain, options)
-            print(f"{path}: AMD chain, VCEK and CRL requested from {urls.amd_kds}")
-        gpus = ev.gpus if isinstance(ev, CompositeEvidence) else ()
-        reports = [(g.report, g.certificates) for g in gpus]
+            have = load_amd_certificates(chain) if chain else []
+            product = snp_product(cpu, have[0] if have else None)
+            key = cpu.signing_key
+            if product is None or key not in ("vcek", "vlek"):
+                print(
+                    f"{path}: AMD collateral NOT available: the report names no product (pass its chain with --certs)"
+                )
+                missing += 1
+            else:
+                missing += not _fetched(
+                    path, f"AMD {product} {key} chain", partial(source.amd_chain, product, key, now)
+                )
+                missing += not _fetched(path, f"AMD {product} CRL", partial(source.amd_crl, product, key, now))
+                if key == "vcek":
+                    missing += not _fetched(path, "AMD VCEK", partial(source.amd_vcek, cpu, product, now))
+        gpus = list(ev.gpus) if isinstance(ev, CompositeEvidence) else []
         if isinstance(ev, SpdmReport):
-            reports.append((ev, certs))
-        for report, chain in reports:
-            device, _ = verify_gpu_device(report, chain, options)
-            print(f"{path}: NVIDIA RIMs {list(device.rim_versions) or 'NOT available'}")
-            missing += not device.rim_versions
+            gpus.append(GpuEvidence(0, ev, certs))
+        for g in gpus:
+            ids = gpu_rim_ids(g)
+            if not ids:
+                print(f"{path}: gpu{g.index} RIMs NOT available: no RIM id for its chip and versions")
+                missing += 1
+            for rim_id in ids:
+                missing += not _fetched(path, f"gpu{g.index} RIM {rim_id}", partial(source.nvidia_rim, rim_id, now))
     print(f"cache: {cache.root}")
     return 1 if missing else 0
 

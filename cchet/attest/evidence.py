@@ -47,14 +47,25 @@ class CpuEvidence:
         return self.report.kind
 
 
+GPU_CC_MODES = ("on", "devtools", "unknown")
+
+
 @dataclass(frozen=True)
 class GpuEvidence:
     """One GPU's SPDM report and device certificate chain (PEM, leaf first). ``index`` is its place in the
-    binding transcript and in :func:`cchet.attest.binding.gpu_nonce`."""
+    binding transcript and in :func:`cchet.attest.binding.gpu_nonce`. ``cc_mode`` is the confidential-computing
+    mode the attester read through NVML inside the attested TEE when it collected the report (``on``,
+    ``devtools``, or ``unknown`` when it was not reported): the attested node's statement, carried in the
+    evidence document and not signed by the GPU itself (its signed measurements are what NVIDIA's RIMs check)."""
 
     index: int
     report: SpdmReport
     certificates: bytes
+    cc_mode: str = "unknown"
+
+    def __post_init__(self) -> None:
+        if self.cc_mode not in GPU_CC_MODES:
+            raise ValueError(f"cc_mode must be one of {', '.join(GPU_CC_MODES)}, got {self.cc_mode!r}")
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,7 @@ def encode_composite(evidence: CompositeEvidence) -> bytes:
                 "index": g.index,
                 "report": _b64(g.report.to_bytes()),
                 "certificates": g.certificates.decode("latin-1"),
+                **({"cc_mode": g.cc_mode} if g.cc_mode != "unknown" else {}),
             }
             for g in evidence.gpus
         ],
@@ -153,11 +165,17 @@ def decode_composite(data: bytes) -> CompositeEvidence:
     certs = _field(cpu, "certificates", str, "cpu")
     gpus = []
     for i, g in enumerate(_field(doc, "gpus", list, "composite")):
+        mode = "unknown"  # what the attester did not report is left out of the document
+        if isinstance(g, dict) and "cc_mode" in g:
+            mode = _field(g, "cc_mode", str, f"gpus[{i}]")
+            if mode not in ("on", "devtools"):
+                raise EvidenceFormatError(f"{mode!r} is not one of on, devtools", field=f"gpus[{i}].cc_mode")
         gpus.append(
             GpuEvidence(
                 index=_field(g, "index", int, f"gpus[{i}]"),
                 report=parse_spdm_report(_unb64(_field(g, "report", str, f"gpus[{i}]"), f"gpus[{i}].report")),
                 certificates=_latin1(_field(g, "certificates", str, f"gpus[{i}]"), f"gpus[{i}].certificates"),
+                cc_mode=mode,
             )
         )
     try:

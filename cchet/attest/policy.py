@@ -7,9 +7,13 @@ each naming its policy field and the evidence field it looked at.
 
 Safe defaults: simulated evidence is refused (``allow_simulation=False``); debug TEEs are refused; the TCB
 must be UpToDate; the report-data binding of DESIGN.md section 4 is required; nonces older than 60 s are
-refused; and a policy that pins no CPU measurement for the evidence's TEE kind refuses it, unless it says
-``measurements="any"`` -- which is logged as a warning when the policy is made and at every appraisal it
-lets through -- or the evidence is simulated and simulation is allowed.
+refused; every GPU's measurements must match NVIDIA's signed driver and VBIOS RIMs
+(``gpu_measurements="match"``) and its CC mode must not be devtools; and a policy that pins no CPU
+measurement for the evidence's TEE kind -- or, for SEV-SNP, sets no TCB floor (``snp_min_tcb``) -- refuses it,
+unless it says ``measurements="any"`` -- which is logged as a warning when the policy is made and at every
+appraisal it lets through -- or the evidence is simulated and simulation is allowed. Opting out of the GPU
+rules (``gpu_measurements="unchecked"``, ``gpu_allow_devtools=True``) is explicit and every appraisal it lets
+through carries a warning (the broker logs and audits it).
 
 Reference values are lists of accepted lowercase hex strings (any one may match); an empty list pins
 nothing.
@@ -30,12 +34,13 @@ from typing import Any
 
 from cchet.attest.tcb import STATUS_ORDER
 
-__all__ = ["GPU_MODES", "TCB_STATUS_ORDER", "TEE_KINDS", "Policy"]
+__all__ = ["GPU_MEASUREMENT_MODES", "GPU_MODES", "TCB_STATUS_ORDER", "TEE_KINDS", "Policy"]
 
 log = logging.getLogger("cchet.attest.policy")
 
 TEE_KINDS = ("tdx", "snp", "sgx")
 GPU_MODES = ("forbidden", "optional", "required")
+GPU_MEASUREMENT_MODES = ("match", "unchecked")
 TCB_STATUS_ORDER = tuple(s for s in STATUS_ORDER if s != "Revoked")  # what a policy may accept, best first
 _HEX_FIELDS = {
     "mrtd": 48,
@@ -103,9 +108,12 @@ class Policy:
     - TDX: ``mrtd``, ``rtmr0`` .. ``rtmr3``, ``mrconfigid`` -- accepted values.
     - SGX: ``mrenclave``, ``mrsigner``, ``isv_prod_id``, ``min_isv_svn``.
     - SNP: ``snp_measurement``, ``snp_host_data``, ``snp_allow_smt``, ``snp_allow_migration_agent``,
-      ``snp_min_tcb`` (boot loader, TEE, SNP, microcode), ``snp_vmpl``.
-    - GPUs: ``gpu`` (forbidden, optional, required), ``gpu_rim_ids``, ``min_driver_version``,
-      ``min_vbios_version``.
+      ``snp_min_tcb`` (boot loader, TEE, SNP, microcode: the reported TCB must reach it; key release needs
+      one, like pinned measurements), ``snp_vmpl``.
+    - GPUs: ``gpu`` (forbidden, optional, required), ``gpu_measurements`` (``match``: every GPU's
+      measurements equal NVIDIA's signed driver and VBIOS RIMs; ``unchecked``: a GPU whose RIMs were
+      unavailable is accepted, with a warning), ``gpu_allow_devtools``, ``gpu_rim_ids``,
+      ``min_driver_version``, ``min_vbios_version``.
     - Platform: ``allow_debug``, ``min_tcb_status``, ``accepted_advisories``.
     - Freshness and binding: ``require_binding``, ``max_nonce_age_s``.
     - ``allow_simulation``: accept evidence under a simulated root (results still say SIMULATED).
@@ -131,6 +139,8 @@ class Policy:
     snp_min_tcb: tuple[int, int, int, int] | None = None
     snp_vmpl: int = 0
     gpu: str = "optional"
+    gpu_measurements: str = "match"
+    gpu_allow_devtools: bool = False
     gpu_rim_ids: tuple[str, ...] = ()
     min_driver_version: str | None = None
     min_vbios_version: str | None = None
@@ -166,6 +176,7 @@ class Policy:
             "allow_debug",
             "require_binding",
             "allow_simulation",
+            "gpu_allow_devtools",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"policy.{name}: expected true or false")
@@ -176,6 +187,8 @@ class Policy:
             set_(self, "snp_min_tcb", tcb)
         if self.gpu not in GPU_MODES:
             raise ValueError(f"policy.gpu: expected one of {', '.join(GPU_MODES)}")
+        if self.gpu_measurements not in GPU_MEASUREMENT_MODES:
+            raise ValueError(f"policy.gpu_measurements: expected one of {', '.join(GPU_MEASUREMENT_MODES)}")
         set_(self, "gpu_rim_ids", _str_list("gpu_rim_ids", self.gpu_rim_ids))
         for name in ("min_driver_version", "min_vbios_version"):
             v = getattr(self, name)

@@ -38,7 +38,8 @@ def _composite(evidence: object) -> CompositeEvidence:
 
 def reference_values(evidence: Iterable[object]) -> dict[str, list[Any]]:
     """Policy fields pinning every piece of ``evidence`` (composite, CPU evidence, a quote or an SNP report):
-    ``tee_kinds``, the CPU measurements of each kind (:data:`PINNED_FIELDS`) and ``gpu_rim_ids``.
+    ``tee_kinds``, the CPU measurements of each kind (:data:`PINNED_FIELDS`), ``gpu_rim_ids`` and, for SEV-SNP,
+    ``snp_min_tcb``: the reported TCB as the floor (the lowest of each component when there are several).
     Raises ``ValueError`` for evidence without a CPU report."""
     out: dict[str, list[Any]] = {"tee_kinds": []}
     for item in evidence:
@@ -47,6 +48,12 @@ def reference_values(evidence: Iterable[object]) -> dict[str, list[Any]]:
         kind = claims["kind"]
         if kind not in out["tee_kinds"]:
             out["tee_kinds"].append(kind)
+        report = ev.cpu.report
+        if isinstance(report, SnpReport):
+            t = report.tcb("reported")
+            seen = [t.bootloader, t.tee, t.snp, t.microcode]
+            floor = out.get("snp_min_tcb")
+            out["snp_min_tcb"] = seen if floor is None else [min(a, b) for a, b in zip(floor, seen, strict=True)]
         pairs = [(f, claims[f]) for f in PINNED_FIELDS[kind]]
         pairs += [("gpu_rim_ids", rim) for g in ev.gpus for rim in gpu_rim_ids(g)]
         for key, value in pairs:

@@ -56,7 +56,9 @@ class AttestationResult:
     """The appraisal of one piece of composite evidence under one policy.
 
     ``accepted`` holds only when verification passed and no rule was violated. ``simulated`` is True when the
-    evidence chained to a simulated root: such a result protects nothing, and says so.
+    evidence chained to a simulated root: such a result protects nothing, and says so. ``warnings`` name what
+    an accepting policy explicitly let through unchecked (``measurements="any"``, GPUs whose RIMs were not
+    compared, a GPU in devtools mode): whoever relies on the result logs and records them.
     """
 
     accepted: bool
@@ -69,6 +71,7 @@ class AttestationResult:
     appraised_at: dt.datetime
     verifier: str
     gpu_transcripts: tuple[tuple[int, bytes, bytes], ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -101,6 +104,7 @@ class AttestationResult:
             "cchet.policy-id": self.policy_id,
             "cchet.evidence-digest": self.evidence_digest,
             "cchet.reasons": list(self.reasons),
+            "cchet.warnings": list(self.warnings),
             "submods": {
                 d.device: {
                     "ear.status": d.status,
@@ -121,6 +125,7 @@ class AttestationResult:
         lines = [f"{head} under policy {self.policy_id}{sim}"]
         lines += [f"  {d.device} ({d.kind}): {d.status}" for d in self.devices]
         lines += [f"  - {r}" for r in self.reasons]
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

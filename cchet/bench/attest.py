@@ -60,7 +60,7 @@ def _kind_rows(authority: Any, repeats: int) -> list[dict[str, Any]]:
         verifier = VendorVerifier()
         fns: dict[str, Callable[[], object]] = {
             "parse": functools.partial(decode_composite, wire),
-            "verify": functools.partial(verifier.verify, evidence, options),
+            "verify": functools.partial(verifier.check, evidence, options),
             "appraise": functools.partial(appraise, wire, policy, nonce=nonce, binding=binding, options=options),
         }
         result = appraise(wire, policy, nonce=nonce, binding=binding, options=options)

@@ -16,7 +16,7 @@ from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.simulate import SimulatedAuthority, simulate_composite, simulation_options
 from cchet.attest.verify import VerifyOptions
-from cchet.attest.verify.verified import VerifiedDevice, VerifiedEvidence
+from cchet.attest.verify.verified import Verification, VerifiedDevice
 from tests.attest.conftest import NOW
 
 NONCE = hashlib.sha256(b"nonce").digest()
@@ -194,12 +194,13 @@ class _NonSimulatedVerifier:
 
     name = "test-non-simulated"
 
-    def verify(self, evidence: CompositeEvidence, options: VerifyOptions) -> VerifiedEvidence:
+    def check(self, evidence: CompositeEvidence, options: VerifyOptions) -> Verification:
         cpu = VerifiedDevice("cpu", evidence.cpu.kind, False, "test-anchor", "UpToDate")
         gpus = tuple(
-            VerifiedDevice(f"gpu{g.index}", "nvidia-gpu", False, "test-anchor") for g in evidence.gpus
+            VerifiedDevice(f"gpu{g.index}", "nvidia-gpu", False, "test-anchor", measurements="match")
+            for g in evidence.gpus
         )
-        return VerifiedEvidence(evidence, cpu, gpus, options.now(), self.name)
+        return Verification(evidence, cpu, gpus, (), options.now(), self.name)
 
 
 def test_measurements_must_be_pinned(authority: SimulatedAuthority, caplog: pytest.LogCaptureFixture) -> None:
@@ -239,6 +240,7 @@ def test_every_violation_is_listed(authority: SimulatedAuthority) -> None:
             "allow_debug",
             "snp_allow_smt",
             "snp_vmpl",
+            "snp_min_tcb",  # no TCB floor set: refused like unpinned measurements
             "gpu",
             "min_driver_version",
             "require_binding",

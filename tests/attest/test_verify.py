@@ -37,7 +37,7 @@ BINDING = Binding(bytes(32), 0x0020, 0x0001, 0x0003, bytes(32), bytes(32))
 @pytest.mark.parametrize("kind", ["tdx", "snp", "sgx"])
 def test_simulated_evidence_verifies(authority: SimulatedAuthority, kind: str) -> None:
     ev = simulate_composite(authority, kind, nonce=os.urandom(32), binding=BINDING, gpus=2)
-    verified = SimulatedVerifier().verify(ev, simulation_options(authority, now=NOW))
+    verified = SimulatedVerifier().check(ev, simulation_options(authority, now=NOW)).verified()
     assert verified.simulated and verified.cpu.kind == kind and len(verified.gpus) == 2
     assert verified.cpu.tcb_status == (None if kind == "snp" else "UpToDate")
 
@@ -56,7 +56,7 @@ def test_every_failure_is_listed(authority: SimulatedAuthority) -> None:
     )
     tampered = CompositeEvidence(CpuEvidence(dataclasses.replace(quote, body=bad_body)), (bad_gpu,))
     with pytest.raises(VerificationError) as e:
-        SimulatedVerifier().verify(tampered, simulation_options(authority, now=NOW))
+        SimulatedVerifier().check(tampered, simulation_options(authority, now=NOW)).verified()
     text = " | ".join(e.value.failures)
     assert "quote signature does not verify" in text and "gpu0: SPDM signature does not verify" in text
 
@@ -64,7 +64,7 @@ def test_every_failure_is_listed(authority: SimulatedAuthority) -> None:
 def test_tcb_status_comes_from_collateral(authority: SimulatedAuthority) -> None:
     ev = simulate_composite(authority, "tdx", report_data=bytes(64))
     opts = simulation_options(authority, now=NOW, tcb_status="OutOfDate", advisory_ids=["INTEL-SA-00001"])
-    verified = SimulatedVerifier().verify(ev, opts)
+    verified = SimulatedVerifier().check(ev, opts).verified()
     assert verified.cpu.tcb_status == "OutOfDate" and verified.cpu.advisory_ids == ("INTEL-SA-00001",)
 
 
@@ -76,7 +76,7 @@ def test_expired_collateral_fails(authority: SimulatedAuthority) -> None:
 
     stale = simulated_collateral(authority, quote, now=NOW - dt.timedelta(days=90))
     with pytest.raises(VerificationError, match="tcb_info: not valid"):
-        SimulatedVerifier().verify(ev, simulation_options(authority, now=NOW, collateral=stale))
+        SimulatedVerifier().check(ev, simulation_options(authority, now=NOW, collateral=stale)).verified()
 
 
 def test_simulated_verifier_refuses_real_anchors(fixtures: object) -> None:
@@ -90,7 +90,7 @@ def test_simulated_verifier_refuses_real_anchors(fixtures: object) -> None:
         intel_collateral=lambda q: collateral,
     )
     with pytest.raises(VerificationError, match="no simulated intel root"):
-        SimulatedVerifier().verify(CompositeEvidence(CpuEvidence(quote)), opts)
+        SimulatedVerifier().check(CompositeEvidence(CpuEvidence(quote)), opts).verified()
 
 
 def test_simulated_anchor_must_say_simulated() -> None:
@@ -214,14 +214,14 @@ def test_simulated_event_log_replays_and_tampering_is_caught(authority: Simulate
     ev = simulate_composite(authority, "tdx", report_data=bytes(64), cpu={"events": events})
     assert ev.cpu.event_log is not None and len(ev.cpu.event_log.events) == 5
     opts = simulation_options(authority, now=NOW)
-    SimulatedVerifier().verify(ev, opts)
+    SimulatedVerifier().check(ev, opts).verified()
     assert formats.parse(ev.to_bytes()) == ev
     log = ev.cpu.event_log
     forged_event = dataclasses.replace(log.events[1], digests=((0x000C, bytes(48)),))
     forged = dataclasses.replace(log, events=(log.events[0], forged_event, *log.events[2:]))
     bad = dataclasses.replace(ev, cpu=dataclasses.replace(ev.cpu, event_log=forged))
     with pytest.raises(VerificationError, match="RTMR1"):
-        SimulatedVerifier().verify(bad, opts)
+        SimulatedVerifier().check(bad, opts).verified()
 
 
 def test_real_ccel_matches_its_quote() -> None:

@@ -118,7 +118,7 @@ def test_gpu_reports(capsys: pytest.CaptureFixture[str]) -> None:
     base = (
         f(GPU + "hopperAttestationReport.txt"),
         "--kind",
-        "nvidia",
+        "spdm",
         "--certs",
         f(GPU + "hopperCertChain.txt"),
         "--at",

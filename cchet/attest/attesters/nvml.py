@@ -1,7 +1,8 @@
 """NVIDIA GPU evidence through NVML's confidential-computing calls, via :class:`cchet.platform.nvml.Nvml`.
 
-For each GPU: the SPDM GET_MEASUREMENTS request and signed response over the caller's nonce, and the
-attestation certificate chain (leaf first), turned into :class:`~cchet.attest.evidence.GpuEvidence`. The
+For each GPU: the SPDM GET_MEASUREMENTS request and signed response over the caller's nonce, the attestation
+certificate chain (leaf first) and the CC mode NVML reports (``on`` or ``devtools``), turned into
+:class:`~cchet.attest.evidence.GpuEvidence`. The
 NVML module is injected (``nvml=``, passed to :class:`~cchet.platform.nvml.Nvml`) so tests use a fake
 serving real reports; by default ``pynvml`` is imported on first use, never when cchet is imported.
 """
@@ -54,6 +55,8 @@ class NvmlGpuAttester:
         nonce, and :class:`~cchet.errors.EvidenceFormatError` when it does not parse."""
         with self._session() as nv:
             self._require_cc(nv)
+            state = nv.cc_state()
+            cc_mode = "devtools" if state is not None and state.devtools else "on"
             indices = self._indices if self._indices is not None else list(range(int(nv.gpu_count())))
             if len(nonces) != len(indices):
                 raise ValueError(f"{len(indices)} GPU(s) need {len(indices)} nonce(s), got {len(nonces)}")
@@ -64,5 +67,5 @@ class NvmlGpuAttester:
                 if report.request.nonce != nonce:
                     raise AttestationError(f"GPU {device} answered another nonce")
                 chain = b"".join(der_to_pem(der) for der in nv.certificate_chain(device).attestation)
-                out.append(GpuEvidence(i, report, chain))
+                out.append(GpuEvidence(i, report, chain, cc_mode))
             return out

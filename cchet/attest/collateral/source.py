@@ -3,8 +3,9 @@
 :class:`CollateralSource` implements :class:`~cchet.attest.verify.options.CollateralProvider`. It decides
 nothing about trust: it returns bytes, which the verifier checks against the pinned roots. Cached collateral
 that has expired at the verification time is refetched when a fetcher is configured, else returned as it is
-(and verification reports it expired). Fetch failures are treated as "no collateral" and surface as
-collateral failures naming what was missing.
+(and verification reports it expired). A failed fetch is never swallowed: it raises
+:class:`~cchet.attest.collateral.fetcher.FetchError` naming the URL and the cause, and the verifier reports
+it with what was missing.
 """
 
 from __future__ import annotations
@@ -62,10 +63,7 @@ class CollateralSource:
                 return cached
         if self.fetcher is None:
             return None
-        try:
-            data = fetch()
-        except FetchError:
-            return cached
+        data = fetch()  # a FetchError goes to the verifier, which reports what is missing and why
         if self.cache is not None:
             self.cache.put(kind, key, data)
         return data
@@ -96,7 +94,8 @@ class CollateralSource:
 
     def intel(self, quote: Quote, now: dt.datetime) -> Mapping[str, str] | None:
         """TCB info, QE identity, PCK CRL (of the quote's PCK CA) and root CRL for the quote's FMSPC and TEE,
-        as dcap-qvl collateral fields; None when neither the cache nor the fetcher has them."""
+        as dcap-qvl collateral fields; None when the cache has none and there is no fetcher. Raises
+        :class:`FetchError` when fetching them failed."""
         key = intel_cache_key(quote)
         if key is None:
             return None

@@ -41,7 +41,8 @@ def simulate_composite(
     the CPU report data is :func:`compute_report_data` over the binding, the nonce and the GPU reports. With
     ``report_data`` instead: exactly those 64 bytes, and GPUs answer random nonces. ``cpu`` and ``gpu`` pass
     measurements and other fields to :func:`simulate_tdx_quote` / :func:`simulate_snp_report` /
-    :func:`simulate_sgx_quote` and :func:`simulate_spdm_report`; for TDX, ``cpu={"events": [(rtmr, data),
+    :func:`simulate_sgx_quote` and :func:`simulate_spdm_report` (``gpu={"cc_mode": "devtools"}`` sets the
+    GPUs' reported CC mode, ``on`` by default); for TDX, ``cpu={"events": [(rtmr, data),
     ...]}`` attaches a simulated event log and sets the RTMRs to its replay. Raises ``ValueError`` on a bad
     combination.
     """
@@ -53,10 +54,12 @@ def simulate_composite(
     if bound == (report_data is not None):
         raise ValueError("give either nonce and binding, or report_data")
     gpu_list = []
+    gpu_fields = dict(gpu or {})
+    cc_mode = gpu_fields.pop("cc_mode", "on")
     for i in range(gpus):
         n = gpu_nonce(nonce, i) if bound and nonce is not None else os.urandom(32)
-        report, chain = simulate_spdm_report(authority, nonce=n, **dict(gpu or {}))
-        gpu_list.append(GpuEvidence(i, report, chain))
+        report, chain = simulate_spdm_report(authority, nonce=n, **gpu_fields)
+        gpu_list.append(GpuEvidence(i, report, chain, cc_mode))
     if binding is not None and nonce is not None:
         report_data = compute_report_data(binding, nonce, gpu_transcripts(gpu_list))
     assert report_data is not None

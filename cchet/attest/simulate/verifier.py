@@ -11,6 +11,7 @@ nothing real can be accepted without the revocation and collateral checks of the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -18,12 +19,11 @@ from cchet.attest.evidence import CompositeEvidence
 from cchet.attest.formats.dcap import Quote
 from cchet.attest.simulate.authority import SimulatedAuthority
 from cchet.attest.simulate.dcap import simulated_collateral
-from cchet.attest.verify.failure import Failure, raise_failures
+from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import TrustAnchor, VerifyOptions, default_options
-from cchet.attest.verify.verified import VerifiedEvidence
-from cchet.errors import VerificationError
+from cchet.attest.verify.verified import Verification
 
-__all__ = ["SimulatedVerifier", "simulated_anchors", "simulation_options"]
+__all__ = ["SimulatedVerifier", "simulated_anchors", "simulated_rims", "simulation_options"]
 
 
 def simulated_anchors(authority: SimulatedAuthority) -> tuple[TrustAnchor, ...]:
@@ -42,10 +42,10 @@ class SimulatedVerifier:
 
     name = "cchet-simulated-verifier"
 
-    def verify(self, evidence: CompositeEvidence, options: VerifyOptions) -> VerifiedEvidence:
-        """Runs every check; raises one :class:`VerificationError` listing every failure, or returns the
-        verified evidence (stamped simulated). Raises :class:`~cchet.errors.EvidenceFormatError` when a
-        certificate inside the evidence does not decode."""
+    def check(self, evidence: CompositeEvidence, options: VerifyOptions) -> Verification:
+        """Runs every check and returns what they found, failures included (a vendor with no simulated root
+        in the options is one). Raises :class:`~cchet.errors.EvidenceFormatError` when a certificate inside
+        the evidence does not decode."""
         from cchet.attest.verify.vendor import VendorVerifier
 
         simulated = tuple(a for a in options.anchors if a.simulated)
@@ -59,13 +59,23 @@ class SimulatedVerifier:
                 missing.append(
                     Failure(check, f"no simulated {vendor} root in the options (this verifier trusts nothing else)")
                 )
-        try:
-            verified = VendorVerifier().verify(evidence, options.replace(anchors=simulated))
-        except VerificationError as e:
-            raise_failures([*missing, *e.failures])
-        if missing:
-            raise_failures(missing)
-        return replace(verified, verifier=self.name)
+        found = VendorVerifier().check(evidence, options.replace(anchors=simulated))
+        return replace(found, failures=(*missing, *found.failures), verifier=self.name)
+
+
+@functools.lru_cache(maxsize=1)
+def simulated_rims() -> tuple[TrustAnchor, tuple[bytes, bytes]]:
+    """A SIMULATED RIM root (a simulated ``nvidia-rim`` anchor) and the driver and VBIOS RIMs it signs for the
+    simulator's GPUs (:func:`~cchet.attest.simulate.spdm.default_gpu_measurements`: driver blocks 1..32, VBIOS
+    33..64), made once per process: RIMs are collateral of the verifier, never carried by the evidence."""
+    from cchet.attest.simulate.rim import SimulatedRimSigner, simulate_rim
+    from cchet.attest.simulate.spdm import SIM_DRIVER_VERSION, SIM_VBIOS_VERSION, default_gpu_measurements
+
+    signer = SimulatedRimSigner.create()
+    m = default_gpu_measurements()
+    driver = simulate_rim(signer, version=SIM_DRIVER_VERSION, measurements={i: m[i + 1] for i in range(32)})
+    vbios = simulate_rim(signer, version=SIM_VBIOS_VERSION, measurements={i: m[i + 1] for i in range(32, 64)})
+    return TrustAnchor("nvidia-rim", signer.root_der(), simulated=True), (driver, vbios)
 
 
 def simulation_options(
@@ -77,8 +87,8 @@ def simulation_options(
     collateral: Mapping[str, str] | None = None,
 ) -> VerifyOptions:
     """Options that verify SIMULATED evidence of ``authority``: its roots as simulated anchors, simulated
-    Intel collateral with ``tcb_status`` and ``advisory_ids`` (or the fixed ``collateral`` given), and the
-    :class:`SimulatedVerifier`."""
+    Intel collateral with ``tcb_status`` and ``advisory_ids`` (or the fixed ``collateral`` given), SIMULATED
+    NVIDIA RIMs for its GPUs (:func:`simulated_rims`), and the :class:`SimulatedVerifier`."""
 
     def intel(quote: Quote) -> Mapping[str, str]:
         if collateral is not None:
@@ -86,12 +96,14 @@ def simulation_options(
         at = now or dt.datetime.now(dt.UTC)
         return simulated_collateral(authority, quote, now=at, tcb_status=tcb_status, advisory_ids=advisory_ids)
 
+    rim_root, rims = simulated_rims()
     return default_options(
         now=now,
-        anchors=simulated_anchors(authority),
+        anchors=(*simulated_anchors(authority), rim_root),
         intel_collateral=intel,
         verifier=SimulatedVerifier(),
         collateral=_NoCollateral(),
+        rims=rims,
     )
 
 

@@ -1,8 +1,9 @@
 """Verification: signatures, chains and collateral of parsed evidence; the interface real verifiers implement.
 
 :class:`Verifier` takes :class:`~cchet.attest.evidence.CompositeEvidence` and :class:`VerifyOptions` and
-returns :class:`VerifiedEvidence` or raises one :class:`~cchet.errors.VerificationError` listing every
-failed check, of the class of the first failure (:mod:`cchet.attest.verify.checks`). The real implementation
+returns a :class:`Verification`: each device and every failed check, whose :meth:`Verification.verified`
+raises one :class:`~cchet.errors.VerificationError` listing them, of the class of the first failure
+(:mod:`cchet.attest.verify.checks`). The real implementation
 is :class:`cchet.attest.verify.vendor.VendorVerifier` (vendor roots pinned in
 :mod:`cchet.attest.verify.roots`, CRLs, collateral from :mod:`cchet.attest.collateral`), which
 :func:`default_options` selects; :class:`cchet.attest.simulate.SimulatedVerifier` runs the same checks under
@@ -20,7 +21,7 @@ from cchet.attest.verify.options import (
     default_options,
     pinned_anchors,
 )
-from cchet.attest.verify.verified import VerifiedDevice, VerifiedEvidence
+from cchet.attest.verify.verified import Verification, VerifiedDevice
 
 if TYPE_CHECKING:
     from cchet.attest.verify.vendor import VendorVerifier as VendorVerifier
@@ -29,8 +30,8 @@ __all__ = [
     "CollateralProvider",
     "TrustAnchor",
     "VendorVerifier",
+    "Verification",
     "VerifiedDevice",
-    "VerifiedEvidence",
     "Verifier",
     "VerifyOptions",
     "default_options",

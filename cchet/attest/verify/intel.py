@@ -36,9 +36,17 @@ def verify_quote_device(
     """The verified CPU device and every failure (empty when it verified). ``expected_report_data`` must be
     exactly 64 bytes to match. Raises :class:`~cchet.errors.EvidenceFormatError` when a certificate inside
     the quote does not decode."""
+    from cchet.attest.collateral.fetcher import FetchError
+
     now = options.now()
-    check = check_quote(quote, options.anchors_for("intel"), now, intel_collateral_for(quote, options))
-    failures = list(check.failures)
+    fetch_failures: list[str] = []
+    try:
+        collateral = intel_collateral_for(quote, options)
+    except FetchError as e:
+        collateral = None
+        fetch_failures.append(Failure("intel.collateral_missing", f"fetching the Intel collateral failed: {e}"))
+    check = check_quote(quote, options.anchors_for("intel"), now, collateral)
+    failures = [*check.failures, *fetch_failures]
     failures.extend(check_event_log(quote, event_log))
     if expected_report_data is not None and not hmac.compare_digest(expected_report_data, quote.report_data):
         failures.append(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from cchet.attest.formats.dcap import Quote
     from cchet.attest.formats.snp import SnpReport
     from cchet.attest.verify.roots import PinnedRoot
-    from cchet.attest.verify.verified import VerifiedEvidence
+    from cchet.attest.verify.verified import Verification
 
 __all__ = [
     "VENDORS",
@@ -118,13 +118,15 @@ class CollateralProvider(Protocol):
 class Verifier(Protocol):
     """Checks every signature, chain and collateral of composite evidence.
 
-    Implementations run every independent check and raise one :class:`~cchet.errors.VerificationError`
-    listing all failures, or return :class:`~cchet.attest.verify.verified.VerifiedEvidence`.
+    Implementations run every independent check and return a
+    :class:`~cchet.attest.verify.verified.Verification` listing each device and every failure (never raising
+    for a failed check); they raise :class:`~cchet.errors.EvidenceFormatError` only for evidence whose
+    certificates do not decode.
     """
 
     name: str
 
-    def verify(self, evidence: CompositeEvidence, options: VerifyOptions) -> VerifiedEvidence: ...
+    def check(self, evidence: CompositeEvidence, options: VerifyOptions) -> Verification: ...
 
 
 def _utcnow() -> dt.datetime:
@@ -138,7 +140,9 @@ class VerifyOptions:
     does not carry; ``verifier`` the implementation :func:`cchet.attest.appraise` calls; ``rims`` signed
     NVIDIA RIMs given directly (SWID XML documents), consulted before ``collateral``; ``amd_stepping`` the
     product stepping SNP keys must be issued for (``Milan-B0`` is 0), None to accept any; ``amd_product``
-    the product (Milan, Genoa, Turin) of v2 SNP reports that come without certificates (v3+ reports say)."""
+    the product (Milan, Genoa, Turin) of v2 SNP reports that come without certificates (v3+ reports say);
+    ``expected_report_data`` the exact 64 bytes the CPU report must carry (a verification failure otherwise;
+    the broker checks the binding in appraisal instead, ``cchet verify --nonce`` sets this)."""
 
     clock: Callable[[], dt.datetime] = _utcnow
     anchors: tuple[TrustAnchor, ...] = ()
@@ -148,6 +152,7 @@ class VerifyOptions:
     rims: tuple[bytes, ...] = field(default=())
     amd_stepping: int | None = None
     amd_product: str | None = None
+    expected_report_data: bytes | None = None
 
     def now(self) -> dt.datetime:
         t = self.clock()

@@ -1,11 +1,13 @@
-"""What ``cchet verify`` decides about one piece of evidence: verification, then the default policy (or a
-policy file), as data.
+"""What ``cchet verify`` decides about one piece of evidence: the attestation pipeline of key release
+(:func:`~cchet.attest.appraise.verify_evidence` once, then :func:`~cchet.attest.appraise.evaluate`), as data.
 
-The default policy: no debug; TCB status UpToDate (any other status is a violation naming it and its
-advisory ids); CPU measurements are reported as "not pinned" (the CLI judges evidence; key release refuses
-unpinned policies); GPU measurements must match signed RIMs ("measurements not compared" is a violation).
-``verify_only`` skips the policy. A policy file is applied by :func:`cchet.attest.appraise` without the
-report-data binding (there is no broker transcript on the command line); it needs CPU evidence.
+The policy is the one given (``--policy``), or :data:`DEFAULT_POLICY`: no debug, TCB status UpToDate with no
+advisory, GPU measurements matching NVIDIA's signed RIMs, not in devtools mode -- and the rules that need
+reference values (CPU measurements, an SEV-SNP TCB floor) reported as notes ("not pinned") instead of
+violations, since the command line judges evidence rather than releasing keys. No policy applies the
+report-data binding (there is no broker transcript on the command line); ``--nonce`` checks the report data
+instead. ``verify_only`` skips the policy. A lone GPU report is verified and its measurements judged against
+the RIMs; a policy needs CPU evidence.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from cchet.attest.formats.dcap import Quote
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.formats.spdm import SpdmReport
 from cchet.attest.policy import Policy
-from cchet.attest.verify.amd import verify_snp_device
 from cchet.attest.verify.checks import CHECKS
 from cchet.attest.verify.failure import check_of
-from cchet.attest.verify.intel import verify_quote_device
-from cchet.attest.verify.nvidia import verify_gpu_device
 from cchet.attest.verify.options import VerifyOptions
 from cchet.attest.verify.verified import VerifiedDevice
 
-__all__ = ["Verdict", "judge"]
+__all__ = ["DEFAULT_POLICY", "Verdict", "judge"]
+
+DEFAULT_POLICY = Policy(name="cchet-verify-default", require_binding=False)
+_NOT_PINNED = {
+    "measurements": "cpu: measurements not pinned (pass --policy to pin them)",
+    "snp_min_tcb": "cpu: no SEV-SNP TCB floor pinned (pass --policy with snp_min_tcb)",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class Verdict:
                     "advisory_ids": list(d.advisory_ids),
                     "measurements": d.measurements,
                     "rim_versions": list(d.rim_versions),
+                    "rims_missing": list(d.rims_missing),
                 }
                 for d in self.devices
             ],
@@ -84,23 +90,20 @@ class Verdict:
         }
 
 
-def _default_policy(cpu: CpuEvidence | None, devices: tuple[VerifiedDevice, ...]) -> tuple[list[str], list[str]]:
+def _lone_gpu(
+    report: SpdmReport, certificates: bytes, options: VerifyOptions, nonce: bytes | None, verify_only: bool
+) -> Verdict:
+    from cchet.attest.claims import gpu_claims
+    from cchet.attest.verify.nvidia import verify_gpu_device
+
+    gpu, failures = verify_gpu_device(report, certificates, options, expected_nonce=nonce)
     violations: list[str] = []
-    notes: list[str] = []
-    if cpu is not None:
-        report = cpu.report
-        if report.debug if isinstance(report, SnpReport) else report.body.debug:
-            violations.append("cpu: debug is enabled (the default policy allows no debug)")
-        notes.append("cpu: measurements not pinned (pass --policy to pin them)")
-    for d in devices:
-        if d.kind in ("tdx", "sgx") and d.tcb_status is not None and d.tcb_status != "UpToDate":
-            advisories = ", ".join(d.advisory_ids) or "none"
-            violations.append(
-                f"{d.device}: TCB status {d.tcb_status} (advisories: {advisories}), policy wants UpToDate"
-            )
-        if d.kind == "nvidia-gpu" and d.measurements != "match":
-            violations.append(f"{d.device}: measurements {d.measurements} against signed RIMs")
-    return violations, notes
+    notes: list[str] = ["policy skipped (--verify-only)"] if verify_only else []
+    if not verify_only and gpu.measurements == "not compared":
+        missing = "; ".join(gpu.rims_missing) or "no driver or VBIOS RIM"
+        violations.append(f"gpu0: measurements not compared with signed RIMs: {missing}")
+    claims = {"gpu0": gpu_claims(GpuEvidence(0, report, certificates))}
+    return Verdict("spdm", (gpu,), claims, tuple(failures), tuple(violations), tuple(notes))
 
 
 def judge(
@@ -112,78 +115,35 @@ def judge(
     policy: Policy | None = None,
     verify_only: bool = False,
 ) -> Verdict:
-    """Verifies ``evidence`` (certificates for a lone SNP or SPDM report come in ``certificates``) and applies
-    the default policy, ``policy``, or nothing (``verify_only``). ``nonce`` is the expected CPU report data
-    (64 bytes) or, for a lone GPU report, the SPDM nonce (32 bytes). Raises ``ValueError`` when ``policy`` is
-    given for a lone GPU report, :class:`~cchet.errors.EvidenceFormatError` when certificates do not decode."""
+    """Verifies ``evidence`` once (certificates for a lone SNP or SPDM report come in ``certificates``) and
+    evaluates ``policy``, :data:`DEFAULT_POLICY`, or nothing (``verify_only``) against it. ``nonce`` is the
+    expected CPU report data (64 bytes) or, for a lone GPU report, the SPDM nonce (32 bytes). Raises
+    ``ValueError`` when ``policy`` is given for a lone GPU report, :class:`~cchet.errors.EvidenceFormatError`
+    when certificates do not decode."""
+    from cchet.attest.appraise import UNPINNED, evaluate, verify_evidence
     from cchet.attest.claims import cpu_claims, gpu_claims
 
-    if isinstance(evidence, Quote | SnpReport):
-        evidence = CompositeEvidence(CpuEvidence(evidence, certificates))
-    failures: list[str] = []
-    devices: list[VerifiedDevice] = []
-    claims: dict[str, Any] = {}
-    cpu: CpuEvidence | None = None
     if isinstance(evidence, SpdmReport):
         if policy is not None:
             raise ValueError("--policy needs CPU evidence; a lone GPU report takes the default policy")
-        gpu, fs = verify_gpu_device(evidence, certificates, options, expected_nonce=nonce)
-        devices.append(gpu)
-        failures.extend(fs)
-        claims["gpu0"] = gpu_claims(GpuEvidence(0, evidence, certificates))
-        kind = "nvidia"
-    else:
-        cpu = evidence.cpu
-        kind = cpu.kind
-        report = cpu.report
-        if isinstance(report, Quote):
-            dev, fs = verify_quote_device(report, options, event_log=cpu.event_log, expected_report_data=nonce)
-        else:
-            dev, fs = verify_snp_device(report, cpu.certificates, options, expected_report_data=nonce)
-        devices.append(dev)
-        failures.extend(fs)
-        claims["cpu"] = cpu_claims(evidence)
-        for g in evidence.gpus:
-            gpu, fs = verify_gpu_device(g.report, g.certificates, options, index=g.index)
-            devices.append(gpu)
-            failures.extend(fs)
-            claims[f"gpu{g.index}"] = gpu_claims(g)
+        return _lone_gpu(evidence, certificates, options, nonce, verify_only)
+    if isinstance(evidence, Quote | SnpReport):
+        evidence = CompositeEvidence(CpuEvidence(evidence, certificates))
+    verified = verify_evidence(evidence, options.replace(expected_report_data=nonce))
+    claims: dict[str, Any] = {"cpu": cpu_claims(evidence), **{f"gpu{g.index}": gpu_claims(g) for g in evidence.gpus}}
     violations: list[str] = []
     notes: list[str] = []
     if verify_only:
         notes.append("policy skipped (--verify-only)")
-    elif policy is not None and isinstance(evidence, CompositeEvidence):
-        from cchet.attest.appraise import appraise
-
-        result = appraise(
-            evidence,
-            replace(policy, require_binding=False),
-            nonce=None,
-            binding=None,
-            options=options.replace(verifier=_Fixed(devices, failures)),
-        )
-        violations.extend(str(v) for v in result.violations)
-        notes.append("report-data binding not checked (no broker transcript on the command line)")
     else:
-        v, n = _default_policy(cpu, tuple(devices))
-        violations.extend(v)
-        notes.extend(n)
-    return Verdict(kind, tuple(devices), claims, tuple(failures), tuple(violations), tuple(notes))
-
-
-class _Fixed:
-    """A verifier that replays the verification already done, so the policy file is applied once to it."""
-
-    name = "cchet-vendor-verifier"
-
-    def __init__(self, devices: list[VerifiedDevice], failures: list[str]) -> None:
-        self._devices = devices
-        self._failures = failures
-
-    def verify(self, evidence: CompositeEvidence, options: VerifyOptions) -> Any:
-        from cchet.attest.verify.failure import raise_failures
-        from cchet.attest.verify.verified import VerifiedEvidence
-
-        if self._failures:
-            raise_failures(self._failures)
-        return VerifiedEvidence(evidence, self._devices[0], tuple(self._devices[1:]), options.now(), self.name)
+        result = evaluate(verified, replace(policy or DEFAULT_POLICY, require_binding=False), nonce=None, binding=None)
+        for v in result.violations:
+            if policy is None and v.rule in _NOT_PINNED and v.actual == UNPINNED:
+                notes.append(_NOT_PINNED[v.rule])
+            else:
+                violations.append(str(v))
+        if policy is not None:
+            notes.append("report-data binding not checked (no broker transcript on the command line)")
+        notes.extend(f"warning: {w}" for w in result.warnings)
+    devices = (verified.cpu, *verified.gpus)
+    return Verdict(evidence.cpu.kind, devices, claims, verified.failures, tuple(violations), tuple(notes))
