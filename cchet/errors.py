@@ -12,18 +12,25 @@
     │   │   ├── CertificateChainError   a chain is broken, expired or does not end at a pinned vendor root
     │   │   ├── RevocationError         a certificate in a chain is on its issuer's CRL
     │   │   ├── CollateralError         collateral is missing, expired, malformed or for another platform
+    │   │   │   └── FetchError          a collateral service could not be reached or answered badly
     │   │   ├── TcbError                the TCB matches no level, is revoked, or differs from the key's TCB
     │   │   ├── NonceMismatchError      the evidence answers another nonce
     │   │   └── MeasurementMismatchError  FWID, RIM measurements, event log or QE identity differ
     │   └── PolicyViolation         verified evidence does not satisfy the policy; ``.violations``
     ├── KeyReleaseDenied            the broker released nothing; ``.reasons``
-    ├── BrokerError                 the broker is unreachable, or its answer is not authentic or well formed
+    ├── BrokerError                 key release failed without an authentic refusal; no key was received
+    │   ├── ProtocolError           a protocol message is malformed; names the field (also a ValueError)
+    │   ├── TicketError             a call ticket is malformed or does not verify (also a ValueError)
+    │   ├── TokenError              an attestation token fails verification (also a ValueError)
+    │   └── BrokerBusy              the broker refuses new work for now; ``.retry_after_s``
     ├── PlacementError              no attested node can run the task, or Ray could not schedule it
     ├── RayFailure                  Ray reports the task, actor or object failed; ``.error_type``, nothing read
     └── DeviceUnavailable           the GPU path was asked for and no usable GPU / CuPy is there
 
 Caller mistakes (wrong types, out-of-range sizes, a destination too small) stay ``TypeError`` and
-``ValueError``. No class here shadows a builtin name.
+``ValueError``. No class here shadows a builtin name. ``ProtocolError``, ``TicketError`` and ``TokenError``
+are also ``ValueError`` subclasses: they report malformed input, and code that parses a message, a ticket or
+a token under ``except ValueError`` keeps catching them.
 """
 
 from __future__ import annotations
@@ -32,23 +39,28 @@ from collections.abc import Iterable
 
 __all__ = [
     "AttestationError",
+    "BrokerBusy",
     "BrokerError",
     "CchetError",
     "CertificateChainError",
     "CollateralError",
     "DeviceUnavailable",
     "EvidenceFormatError",
+    "FetchError",
     "IntegrityError",
     "KeyReleaseDenied",
     "MeasurementMismatchError",
     "NonceMismatchError",
     "PlacementError",
     "PolicyViolation",
+    "ProtocolError",
     "RayFailure",
     "RevocationError",
     "SealedFormatError",
     "SignatureError",
     "TcbError",
+    "TicketError",
+    "TokenError",
     "VerificationError",
 ]
 
@@ -132,6 +144,15 @@ class CollateralError(VerificationError):
     issued for another platform."""
 
 
+class FetchError(CollateralError):
+    """A collateral service could not be reached, or answered with an error or a malformed body; the message
+    has the URL. Collateral sources fall back to their cache when a fetch fails; when this reaches a verifier,
+    the collateral is missing, hence a :class:`CollateralError`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__((message,))
+
+
 class TcbError(VerificationError):
     """The platform TCB matches no level of the TCB info, is Revoked, or differs from the TCB the signing
     key was issued for."""
@@ -167,11 +188,38 @@ class KeyReleaseDenied(CchetError):
 
 
 class BrokerError(CchetError):
-    """The key broker could not be reached, or answered with something unsigned, foreign or malformed.
+    """Key release failed without an authentic refusal: the broker could not be reached, answered with
+    something unsigned, foreign or malformed, or is busy; or a protocol message, call ticket or token is
+    malformed or does not verify (the subclasses).
 
     A worker that gets this has received no key. It is distinct from :class:`KeyReleaseDenied`, which is
     an authentic refusal.
     """
+
+
+class ProtocolError(BrokerError, ValueError):
+    """A key-release protocol message is malformed or oversized; the message names the field and what was
+    expected (the limit, for an oversized field). Also a ``ValueError``: it reports malformed input."""
+
+
+class TicketError(BrokerError, ValueError):
+    """A call ticket is malformed or does not verify; the message says which check. Also a ``ValueError``."""
+
+
+class TokenError(BrokerError, ValueError):
+    """An attestation token failed verification; the message says which check. Also a ``ValueError``."""
+
+
+class BrokerBusy(BrokerError):
+    """The broker refuses new work for now: a client sent more messages than its rate limit allows, or too
+    many challenges are outstanding. ``retry_after_s`` says when to try again; nothing was consumed."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (BrokerBusy, (str(self), self.retry_after_s))
 
 
 class PlacementError(CchetError):

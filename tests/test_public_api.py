@@ -41,3 +41,28 @@ def test_the_tree_in_the_docstring_names_every_class() -> None:
     assert errors.__doc__ is not None
     for name in errors.__all__:
         assert re.search(rf"\b{name}\b", errors.__doc__), name
+
+
+def test_broker_and_collateral_errors_live_in_the_tree() -> None:
+    """ProtocolError, TicketError and TokenError are BrokerErrors (and still ValueErrors, as callers catch them);
+    FetchError is a CollateralError; the old import locations name the same classes."""
+    import pickle
+
+    from cchet.attest import collateral
+    from cchet.attest.collateral import fetcher
+    from cchet.broker import messages, tickets, tokens
+
+    for name in ("ProtocolError", "TicketError", "TokenError"):
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.BrokerError) and issubclass(cls, ValueError), name
+    assert issubclass(errors.BrokerBusy, errors.BrokerError)
+    assert issubclass(errors.FetchError, errors.CollateralError)
+    assert messages.ProtocolError is errors.ProtocolError
+    assert tickets.TicketError is errors.TicketError
+    assert tokens.TokenError is errors.TokenError
+    assert collateral.FetchError is fetcher.FetchError is errors.FetchError
+    fetch = errors.FetchError("https://pcs.example/tcb: timed out")
+    assert str(fetch) == "https://pcs.example/tcb: timed out" and fetch.failures == (str(fetch),)
+    busy = pickle.loads(pickle.dumps(errors.BrokerBusy("retry after 3 s", 3)))
+    assert isinstance(busy, errors.BrokerBusy) and busy.retry_after_s == 3 and str(busy) == "retry after 3 s"
+    assert pickle.loads(pickle.dumps(fetch)).failures == fetch.failures

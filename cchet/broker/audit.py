@@ -3,10 +3,15 @@
 Every challenge, appraisal, release and refusal becomes one record: time, event, requester, evidence digest,
 policy id, verdict, reasons and key ids. Key bytes and data never enter a record; the field set is fixed.
 
-Chaining: ``mac_n = HMAC-SHA256(k, canonical(record_n without mac))`` where the record includes
-``prev = mac_{n-1}`` (32 zero bytes for the first). A head file beside the log (``<log>.head``) anchors the
-last sequence number and tag under the same key, so cutting records off the end is detected, not only
-changes in the middle. :func:`verify_audit_log` names the first bad record.
+Format: each line is the canonical JSON of one record (sorted keys, no whitespace, ASCII only:
+:func:`cchet.broker.messages.canonical_json`) and a newline. ``mac_n = HMAC-SHA256(k, canonical(record_n
+without mac))``, where the record includes ``prev = mac_{n-1}`` (32 zero bytes for the first). A line must be
+exactly the canonical encoding of what it parses to (or, for logs written before, the one other fixed
+encoding cchet used then: :func:`_legacy_line`), with no key twice, so the bytes of a line determine the
+bytes its MAC covers one to one: a line rewritten to read otherwise (a duplicate ``"verdict"``, other spacing or
+escapes) fails, even where a JSON parser would read the same record. A head file beside the log
+(``<log>.head``) anchors the last sequence number and tag under the same key, so cutting records off the end
+is detected, not only changes in the middle. :func:`verify_audit_log` names the first bad record.
 
 What it does not do: an attacker who holds the MAC key (the broker's master key) can rewrite history; the
 log proves integrity to whoever trusts the broker's state directory.
@@ -18,6 +23,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,28 +32,47 @@ from pathlib import Path
 from typing import Any
 
 from cchet.broker.durable import replace_file
+from cchet.broker.messages import canonical_json
 
-__all__ = ["EVENTS", "AuditLog", "AuditReport", "verify_audit_log"]
+__all__ = ["EVENTS", "FIELDS", "AuditLog", "AuditReport", "verify_audit_log"]
 
 EVENTS = ("challenge", "appraisal", "release", "refusal", "rotation", "unhardened")
+FIELDS = frozenset(
+    (
+        "seq",
+        "time",
+        "event",
+        "requester",
+        "evidence_digest",
+        "policy_id",
+        "verdict",
+        "reasons",
+        "key_ids",
+        "prev",
+        "mac",
+    )
+)
+"""The keys of every record: what happened, then the chain link and the MAC."""
 _GENESIS = bytes(32)
-
-
-def _canonical(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+_TAG = re.compile(r"[0-9a-f]{64}")
 
 
 def _mac(key: bytes, record: dict[str, Any]) -> str:
-    return hmac.new(key, _canonical(record), hashlib.sha256).hexdigest()
+    return hmac.new(key, canonical_json(record), hashlib.sha256).hexdigest()
 
 
 def _head_mac(key: bytes, seq: int, tag: str) -> str:
     return hmac.new(key, f"cchet/v1/audit/head\x00{seq}\x00{tag}".encode(), hashlib.sha256).hexdigest()
 
 
+def _head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
 @dataclass(frozen=True)
 class AuditReport:
-    """Result of :func:`verify_audit_log`. ``first_bad`` is the 1-based line of the first bad record."""
+    """Result of :func:`verify_audit_log`. ``first_bad`` is the 1-based line of the first bad record (None when
+    only the head anchor is bad)."""
 
     records: int
     first_bad: int | None = None
@@ -58,42 +83,97 @@ class AuditReport:
         return self.problem is None
 
 
-def _read_head(path: Path) -> dict[str, Any] | None:
-    head = path.with_name(path.name + ".head")
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that names no key twice (``object_pairs_hook``); ``ValueError`` otherwise."""
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise ValueError(f"key {key!r} appears twice")
+        record[key] = value
+    return record
+
+
+def _legacy_line(record: dict[str, Any]) -> bytes:
+    """The line cchet wrote for ``record`` before lines were canonical (sorted keys, ``", "`` and ``": "``
+    separators, ASCII). Its MAC covers the same canonical bytes, and it is as much a function of the record as
+    the canonical line is, so logs written then still verify, and a rewrite is still caught."""
+    return json.dumps(record, sort_keys=True).encode() + b"\n"
+
+
+def _parse_record(raw: bytes) -> dict[str, Any]:
+    """One line as a record; ``ValueError`` saying what is wrong with it."""
+    if not raw.endswith(b"\n"):
+        raise ValueError("is incomplete (it does not end with a newline)")
+    try:
+        record = json.loads(raw, object_pairs_hook=_unique)
+    except ValueError as e:
+        raise ValueError(f"is not an audit record ({e})") from None
+    if not isinstance(record, dict) or set(record) != FIELDS:
+        raise ValueError(f"is not an audit record (fields: exactly {', '.join(sorted(FIELDS))})")
+    if raw not in (canonical_json(record) + b"\n", _legacy_line(record)):
+        raise ValueError("is not in canonical form (sorted keys, no whitespace, ASCII): it was rewritten")
+    if type(record["seq"]) is not int or not (isinstance(record["mac"], str) and _TAG.fullmatch(record["mac"])):
+        raise ValueError("is not an audit record (seq must be an integer, mac 64 hex digits)")
+    return record
+
+
+def _read_head(path: Path) -> tuple[int, str, str] | None:
+    """The head anchor beside ``path`` as (seq, tag, mac); None when it is missing, ``ValueError`` when it is
+    malformed."""
+    head = _head_path(path)
     if not head.exists():
         return None
-    doc: dict[str, Any] = json.loads(head.read_text())
-    return doc
+    try:
+        doc = json.loads(head.read_bytes())
+    except ValueError:
+        raise ValueError(f"the head anchor {head} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"the head anchor {head} is malformed (not a JSON object)")
+    seq, tag, mac = doc.get("seq"), doc.get("tag"), doc.get("mac")
+    if type(seq) is not int or seq < 0 or not all(isinstance(v, str) and _TAG.fullmatch(v) for v in (tag, mac)):
+        raise ValueError(
+            f"the head anchor {head} is malformed (seq must be a non-negative integer, tag and mac 64 hex digits)"
+        )
+    return seq, str(tag), str(mac)
 
 
 def verify_audit_log(path: str | os.PathLike[str], mac_key: bytes) -> AuditReport:
-    """Check every record's MAC and chain link, then the head anchor (truncation, unanchored tail)."""
+    """Check every line's form, MAC and chain link, then the head anchor (truncation, unanchored tail).
+
+    Protects against any change to the log or its head by someone without the MAC key: a modified, rewritten
+    (even to something that parses the same), removed, reordered or appended record, or a truncated log.
+    Raises ``OSError`` when the log cannot be read; every problem with its content is in the report.
+    """
     p = Path(path)
     prev, n = _GENESIS.hex(), 0
     with p.open("rb") as f:
         for n, raw in enumerate(f, start=1):
             try:
-                record = json.loads(raw)
-                mac = record.pop("mac")
-            except (ValueError, KeyError, AttributeError, TypeError):
-                return AuditReport(n - 1, n, f"line {n} is not an audit record")
-            if record.get("seq") != n:
-                return AuditReport(n - 1, n, f"line {n} has sequence number {record.get('seq')!r}, expected {n}")
-            if record.get("prev") != prev:
+                record = _parse_record(raw)
+            except ValueError as e:
+                return AuditReport(n - 1, n, f"line {n} {e}")
+            mac = record.pop("mac")
+            if record["seq"] != n:
+                return AuditReport(n - 1, n, f"line {n} has sequence number {record['seq']}, expected {n}")
+            if record["prev"] != prev:
                 return AuditReport(n - 1, n, f"line {n} does not chain to line {n - 1} (records removed or reordered)")
-            if not hmac.compare_digest(_mac(mac_key, record), str(mac)):
+            if not hmac.compare_digest(_mac(mac_key, record), mac):
                 return AuditReport(n - 1, n, f"line {n} fails its MAC (modified, or another broker's key)")
-            prev = str(mac)
-    head = _read_head(p)
+            prev = mac
+    try:
+        head = _read_head(p)
+    except ValueError as e:
+        return AuditReport(n, None, str(e))
     if head is None:
         return AuditReport(n, n + 1 if n else 1, "the head anchor file is missing: truncation cannot be ruled out")
-    if not hmac.compare_digest(_head_mac(mac_key, head.get("seq", -1), str(head.get("tag"))), str(head.get("mac"))):
+    seq, tag, mac = head
+    if not hmac.compare_digest(_head_mac(mac_key, seq, tag), mac):
         return AuditReport(n, None, "the head anchor fails its MAC")
-    if head["seq"] > n:
-        return AuditReport(n, n + 1, f"truncated: the head anchors record {head['seq']} but the log ends at {n}")
-    if head["seq"] < n:
-        return AuditReport(n, head["seq"] + 1, f"records after {head['seq']} are not anchored by the head")
-    if head["tag"] != prev:
+    if seq > n:
+        return AuditReport(n, n + 1, f"truncated: the head anchors record {seq} but the log ends at {n}")
+    if seq < n:
+        return AuditReport(n, seq + 1, f"records after {seq} are not anchored by the head")
+    if tag != prev:
         return AuditReport(n, n, f"line {n} is not the record the head anchors")
     return AuditReport(n)
 
@@ -117,18 +197,15 @@ class AuditLog:
                 )
             head = _read_head(self.path)
             assert head is not None
-            self._seq, self._prev = head["seq"], head["tag"]
+            self._seq, self._prev = head[0], head[1]
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch(mode=0o600)
-            replace_file(self._head_path, json.dumps(self._head(0, _GENESIS.hex())).encode())
+            self._anchor(0, _GENESIS.hex())
 
-    @property
-    def _head_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".head")
-
-    def _head(self, seq: int, tag: str) -> dict[str, Any]:
-        return {"seq": seq, "tag": tag, "mac": _head_mac(self._key, seq, tag)}
+    def _anchor(self, seq: int, tag: str) -> None:
+        head = {"seq": seq, "tag": tag, "mac": _head_mac(self._key, seq, tag)}
+        replace_file(_head_path(self.path), canonical_json(head))
 
     def record(
         self,
@@ -160,9 +237,9 @@ class AuditLog:
             }
             entry["mac"] = _mac(self._key, entry)
             with self.path.open("ab") as f:
-                f.write(json.dumps(entry, sort_keys=True).encode() + b"\n")
+                f.write(canonical_json(entry) + b"\n")
                 f.flush()
                 os.fsync(f.fileno())
-            replace_file(self._head_path, json.dumps(self._head(seq, entry["mac"])).encode())
+            self._anchor(seq, entry["mac"])
             self._seq, self._prev = seq, entry["mac"]
             return seq

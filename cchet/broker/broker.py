@@ -14,14 +14,25 @@ suite, worker key, request and GPU reports; the number of GPU reports must be wh
 the appraised evidence must meet the ticket's ``tee``/``gpu`` requirements. Any reason releases nothing. On
 success one HPKE-sealed bundle holds the granted keys, the whole response is signed (with what was appraised:
 TEE kind and GPUs), and the audit log has a record of every step.
+
+Limits: a request's self-declared fields are bounded when it is parsed (:mod:`cchet.broker.messages`); what
+the broker writes back of them goes through :func:`~cchet.broker.messages.echo`; a refusal lists at most
+:data:`MAX_REASONS` reasons; at most :data:`~cchet.broker.nonces.MAX_OUTSTANDING` challenges are outstanding
+(past it a challenge gets :class:`~cchet.BrokerBusy`). So a refused request adds a bounded amount to the audit
+log, whatever its size.
+
+Every policy the broker holds requires the report-data binding: one with ``require_binding = false`` (meant for
+checking standalone evidence with ``cchet verify``) is refused as the default, when registered, with a key, and
+when found in the state directory, since without the binding a copy of anyone's evidence would do.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +50,7 @@ from cchet.broker.messages import (
     b64d,
     b64e,
     canonical_json,
+    echo,
     sign_body,
 )
 from cchet.broker.nonces import NonceRegistry
@@ -48,8 +60,12 @@ from cchet.hazmat.keys import DataKey, data_key_bytes
 
 __all__ = ["Appraisal", "Appraiser", "KeyBroker", "bundle_info"]
 
+log = logging.getLogger("cchet.broker")
+
 KEY_LEASE_S = 3600.0
 BUNDLE_LABEL = b"cchet/v1/bundle\x00"
+MAX_REASONS = 64
+"""Reasons a refusal lists (in its answer and its audit records); past it the last one counts the rest."""
 
 
 def bundle_info(report_data: bytes) -> bytes:
@@ -60,8 +76,9 @@ def bundle_info(report_data: bytes) -> bytes:
 @dataclass(frozen=True)
 class Appraisal:
     """What an appraiser concluded about one piece of evidence under one policy: ``tee_kind`` is the CPU TEE
-    the evidence proved, ``gpus`` how many GPU reports it held and ``gpus_affirmed`` whether every one of them
-    passed."""
+    the evidence proved, ``gpus`` how many GPU reports it held, ``gpus_affirmed`` whether every one of them
+    passed, and ``warnings`` what an accepting policy let through only because it opted out of a default
+    (``measurements="any"``, ``gpu_measurements="unchecked"``, ``gpu_allow_devtools``)."""
 
     reasons: tuple[str, ...]
     simulated: bool
@@ -71,18 +88,32 @@ class Appraisal:
     tee_kind: str = ""
     gpus: int = 0
     gpus_affirmed: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 class Appraiser(Protocol):
-    """Parse, verify and appraise wire evidence against a policy, with the binding the broker expects."""
+    """Parse and verify wire evidence once, then appraise it against each of ``policies`` (with the binding the
+    broker expects): one :class:`Appraisal` per policy, in order."""
 
     def __call__(
-        self, evidence: object, policy: Any, *, nonce: bytes, binding: Binding, nonce_age_s: float
-    ) -> Appraisal: ...
+        self, evidence: object, policies: Sequence[Any], *, nonce: bytes, binding: Binding, nonce_age_s: float
+    ) -> tuple[Appraisal, ...]: ...
 
 
 def _policy_id(policy: Any) -> str:
     return str(getattr(policy, "policy_id", "unnamed"))
+
+
+def _releasable(policy: Any, where: str = "") -> Any:
+    """``policy``, once it is one the broker may release keys under; ``ValueError`` saying why not."""
+    if not policy.require_binding:
+        raise ValueError(
+            f"policy {_policy_id(policy)}{where} sets require_binding = false, which the key broker refuses: "
+            "evidence not bound to this broker's nonce and the worker's key can be replayed by anyone holding "
+            "a copy of it (a public quote is enough). The flag exists only for checking standalone evidence "
+            "with 'cchet verify'; remove it from the policy"
+        )
+    return policy
 
 
 class KeyBroker:
@@ -91,6 +122,7 @@ class KeyBroker:
     ``state_dir`` (optional) makes the broker durable: its master key, identity and key store survive
     restarts. ``audit_log`` is a path for the MAC-chained audit log (its key derives from the master key).
     ``appraiser`` parses, verifies and appraises evidence (see :mod:`cchet.broker.appraisal`).
+    ``default_policy`` and every policy registered later must require the binding (``ValueError`` if not).
     """
 
     def __init__(
@@ -105,6 +137,7 @@ class KeyBroker:
         issuer: str = "cchet-broker",
         before_rename: Callable[[], None] | None = None,
     ) -> None:
+        _releasable(default_policy)
         self._appraise = appraiser
         self._clock = clock
         if state_dir is not None:
@@ -148,13 +181,14 @@ class KeyBroker:
             return {}
         policies = {}
         for path in sorted(self._policy_dir.glob("*.json")):
-            policy = Policy.from_dict(json.loads(path.read_text()))
+            policy = _releasable(Policy.from_dict(json.loads(path.read_text())), f" (in {path})")
             policies[_policy_id(policy)] = policy
         return policies
 
     def register_policy(self, policy: Any) -> str:
-        """Make ``policy`` known under its policy id (persisted with a state directory)."""
-        pid = _policy_id(policy)
+        """Make ``policy`` known under its policy id (persisted with a state directory). ``ValueError`` for a
+        policy that does not require the binding."""
+        pid = _policy_id(_releasable(policy))
         if pid not in self._policies and self._policy_dir is not None:
             self._policy_dir.mkdir(mode=0o700, exist_ok=True)
             name = hashlib.sha256(pid.encode()).hexdigest()[:32] + ".json"
@@ -175,11 +209,18 @@ class KeyBroker:
         expires: float | None = None,
     ) -> DataKey:
         """Store a key (a new one when ``key`` is None) under ``policy`` (the default when None); durable
-        before it returns. Returns the key handle, for the data owner to seal with."""
+        before it returns. Returns the key handle, for the data owner to seal with. ``ValueError`` for a policy
+        that does not require the binding."""
         key = key or DataKey.generate()
         pid = self.register_policy(policy if policy is not None else self.default_policy)
         self.keys.add(key, policy_id=pid, scope=scope, kind=kind, expires=expires)
         return key
+
+    def retire_key(self, key_id: bytes, why: str) -> None:
+        """Retire ``key_id`` durably (it is released to no one again) and record it, with ``why``, in the audit
+        log. ``KeyError`` for a key this broker does not hold."""
+        self.keys.retire(key_id)
+        self._record("rotation", requester="data owner", verdict="retired", reasons=[why], key_ids=[key_id])
 
     def _record(self, event: str, **kw: Any) -> None:
         if self.audit is not None:
@@ -188,7 +229,11 @@ class KeyBroker:
     # -- protocol step 1 -------------------------------------------------------------------------------
 
     def challenge(self, message: object) -> dict[str, Any]:
-        """Answer a key request with a signed, single-use nonce tied to its digest."""
+        """Answer a key request with a signed, single-use nonce tied to its digest.
+
+        Raises :class:`~cchet.ProtocolError` for a malformed or oversized request and
+        :class:`~cchet.BrokerBusy` when the nonce table is full; neither is recorded in the audit log.
+        """
         request = KeyRequest.from_json(as_object(message, "message").get("request"))
         digest = request.digest(self.broker_id)
         nonce = self.nonces.issue(digest)
@@ -219,16 +264,22 @@ class KeyBroker:
         entries = self._entries(request, reasons)
         ticket = self._ticket(request, entries, reasons)
         appraisal: Appraisal | None = None
+        warnings: list[str] = []
         binding = None
         if suite is not None:
             binding = Binding(self.broker_id, *suite.ids, public_key, digest)
-            policy_ids = sorted({e.policy_id for e in entries})
-            for pid in policy_ids or [_policy_id(self.default_policy)]:
-                result = self._appraise(
-                    evidence, self._policies[pid], nonce=nonce, binding=binding, nonce_age_s=nonce_age
-                )
-                appraisal = appraisal or result
+            policy_ids = sorted({e.policy_id for e in entries}) or [_policy_id(self.default_policy)]
+            results = self._appraise(
+                evidence,
+                [self._policies[pid] for pid in policy_ids],
+                nonce=nonce,
+                binding=binding,
+                nonce_age_s=nonce_age,
+            )
+            appraisal = results[0]
+            for pid, result in zip(policy_ids, results, strict=True):
                 reasons += [f"policy {pid}: {r}" for r in result.reasons]
+                warnings += [f"policy {pid}: warning: {w}" for w in result.warnings]
             if appraisal is not None and len(appraisal.gpu_transcripts) != request.gpus:
                 reasons.append(
                     f"the request declared {request.gpus} GPU(s) but the evidence holds "
@@ -242,6 +293,7 @@ class KeyBroker:
                     gpus=appraisal.gpus,
                     gpus_affirmed=appraisal.gpus_affirmed,
                 )
+        reasons = _capped(reasons)
         requester = _requester(request, ticket)
         evidence_digest = appraisal.evidence_digest if appraisal else None
         self._record(
@@ -289,12 +341,15 @@ class KeyBroker:
             simulated=appraisal.simulated,
             clock=self._clock,
         )
+        for warning in warnings:
+            log.warning("cchet broker: released keys to %s with an opted-out check: %s", requester, warning)
         self._record(
             "release",
             requester=requester,
             evidence_digest=evidence_digest,
             policy_id=",".join(sorted({e.policy_id for e in entries})),
             verdict="released",
+            reasons=_capped(warnings),
             key_ids=bundle_keys,
         )
         body = {
@@ -345,6 +400,9 @@ class KeyBroker:
             if entry is None:
                 reasons.append(f"unknown key id {key_id.hex()}")
                 continue
+            if entry.retired is not None:
+                when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.retired))
+                reasons.append(f"key {key_id.hex()} was retired at {when} and is released to no one")
             if entry.expires is not None and entry.expires < now:
                 reasons.append(f"key {key_id.hex()} expired")
             reasons += [f"key {key_id.hex()}: {r}" for r in entry.scope.refusals([request.function], request.data_ids)]
@@ -352,9 +410,15 @@ class KeyBroker:
         return entries
 
 
+def _capped(reasons: list[str]) -> list[str]:
+    if len(reasons) <= MAX_REASONS:
+        return reasons
+    return [*reasons[: MAX_REASONS - 1], f"... and {len(reasons) - MAX_REASONS + 1} more reasons (MAX_REASONS)"]
+
+
 def _requester(request: KeyRequest, ticket: CallTicket | None = None) -> str:
-    # self-declared, unauthenticated fields: capped so a request cannot inflate the audit log
-    out = f"node={request.node_id[:128]} tee={request.tee_kind} function={request.function[:128]}"
+    """Who asked, for the audit log and the token's subject; the self-declared fields are echoed, bounded."""
+    out = f"node={echo(request.node_id)} tee={request.tee_kind} function={echo(request.function)}"
     if ticket is not None:
         out += f" session={ticket.session_id.hex()}"
         if ticket.unhardened:

@@ -8,9 +8,14 @@ call ticket, since a node joins before any session runs on it. The sealed creden
 (``GET /v1/cluster``); the cluster key comes only through the attested key-release protocol, so only a node
 whose evidence passes the policy can open them. ``cchet start`` is the node side (:mod:`cchet.runtime.node`).
 
+``cluster init --rotate`` issues new credentials under a new cluster key and retires the old cluster key in
+the key store (:meth:`~cchet.broker.broker.KeyBroker.retire_key`: released to no one again, recorded in the
+audit log); the cluster must then be restarted with ``cchet start`` on every node, and a node still running on
+the old credentials fails the join proof a driver with the new ones checks (:mod:`cchet.runtime.node`).
+
 Limits: every node shares one certificate and one token (as Ray's TLS setup expects); a node that ever
-joined holds them until the cluster's credentials are re-issued (``cluster init --rotate``). Whoever runs the
-head must be inside the perimeter: the data owner's machine or an attested node.
+joined holds them until the cluster's credentials are rotated. Whoever runs the head must be inside the
+perimeter: the data owner's machine or an attested node.
 """
 
 from __future__ import annotations
@@ -141,13 +146,31 @@ def issue(sans: list[str], now: dt.datetime | None = None) -> ClusterCredentials
     return ClusterCredentials(ca.public_bytes(pem), cert.public_bytes(pem), key_pem, secrets.token_hex(32))
 
 
-def init_cluster(broker: Any, state_dir: Path, policy: Any, sans: list[str]) -> tuple[DataKey, ClusterCredentials]:
+def init_cluster(
+    broker: Any, state_dir: Path, policy: Any, sans: list[str], *, rotate: bool = False
+) -> tuple[DataKey, ClusterCredentials]:
     """Issue credentials, store the cluster key in ``broker``'s key store and the sealed credentials in
-    ``state_dir``. Returns the cluster key and the credentials (for the data owner's own driver)."""
+    ``state_dir``. Returns the cluster key and the credentials (for the data owner's own driver).
+
+    Credentials are issued once: ``ValueError`` when ``state_dir`` already has them, unless ``rotate``, which
+    replaces them and then retires the previous cluster key (``ValueError`` when there is nothing to rotate)."""
+    published = published_credentials(state_dir)
+    if published is not None and not rotate:
+        raise ValueError(
+            f"cluster credentials were already issued in {state_dir} (cluster key {published['key_id']}): "
+            "'cchet broker cluster init --rotate' issues new ones and retires that key"
+        )
+    if published is None and rotate:
+        raise ValueError(f"--rotate: {state_dir} holds no cluster credentials to rotate; run 'cluster init' first")
     creds = issue(sans)
     key = broker.add_key(policy=policy, scope=KeyScope(frozenset({JOIN_FUNCTION}), None), kind="cluster")
     replace_file(state_dir / SEALED_FILE, seal(key, creds.to_bytes(), context=CONTEXT))
     replace_file(state_dir / INDEX_FILE, json.dumps({"key_id": key.key_id.hex()}).encode())
+    if published is not None:
+        broker.retire_key(
+            bytes.fromhex(published["key_id"]),
+            f"cluster credentials rotated; the new cluster key is {key.key_id.hex()}",
+        )
     return key, creds
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import ssl
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from cchet.broker.ratelimit import RATE_BURST, RATE_PER_S
+
+LOCK_FILE = "broker.lock"
 
 __all__ = ["register"]
 
@@ -27,6 +33,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any)")
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
+    serve.add_argument(
+        "--rate-limit",
+        type=float,
+        default=RATE_PER_S,
+        metavar="PER_S",
+        help=f"protocol messages a second each client address may send, sustained (default {RATE_PER_S:g})",
+    )
+    serve.add_argument(
+        "--rate-burst",
+        type=int,
+        default=RATE_BURST,
+        metavar="N",
+        help=f"protocol messages each client address may send at once (default {RATE_BURST})",
+    )
     serve.add_argument(
         "--simulation-keys",
         type=Path,
@@ -57,18 +77,48 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cinit.add_argument("--policy", type=Path, help="policy a node must satisfy to join (default: the broker's)")
     cinit.add_argument("--san", action="append", default=[], help="extra IP or DNS name for the node certificate")
     cinit.add_argument("--owner-credentials", type=Path, help="also write the owner's copy (for its driver) here")
+    cinit.add_argument("--audit-log", type=Path, help="the broker's audit log, to record a rotation in")
+    cinit.add_argument(
+        "--rotate",
+        action="store_true",
+        help="replace credentials issued before and retire their cluster key (then restart every node)",
+    )
     cinit.set_defaults(run=_cluster_init)
 
     audit = sub.add_parser("audit", help="check a broker audit log")
     audit_actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = audit_actions.add_parser("verify", help="verify every record's MAC, the chain and the head anchor")
     verify.add_argument("log", type=Path)
-    _state(verify)
+    verify.add_argument(
+        "--state",
+        type=Path,
+        help="state directory of the broker that wrote LOG (default: where cchet.init(audit_log=...) keeps it, "
+        "$XDG_STATE_HOME/cchet/broker)",
+    )
     verify.set_defaults(run=_audit_verify)
 
 
 def _state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", type=Path, required=True, help="broker state directory (master key, keys)")
+
+
+@contextlib.contextmanager
+def _exclusive(state: Path) -> Iterator[None]:
+    """Hold the state directory for one command: ``serve`` for its lifetime, commands that change the key store
+    while they run. A broker keeps the key store it loaded and writes it back, so a change made beside a running
+    one would be lost: ``ValueError`` saying so when another command holds it."""
+    import fcntl
+
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with (state / LOCK_FILE).open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(
+                f"another cchet command ('cchet broker serve'?) is using {state}: stop it first -- a running "
+                "broker keeps the key store it loaded and would write over this change"
+            ) from None
+        yield
 
 
 def _policy(path: Path | None) -> Any:
@@ -102,16 +152,24 @@ def _broker(args: argparse.Namespace, **kw: Any) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from cchet.broker.server import BrokerServer
+    from cchet.broker.ratelimit import RateLimit
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValueError("--tls-cert and --tls-key go together")
+    rate_limit = RateLimit(args.rate_limit, args.rate_burst)
+    with _exclusive(args.state):
+        return _serve_locked(args, rate_limit)
+
+
+def _serve_locked(args: argparse.Namespace, rate_limit: Any) -> int:
+    from cchet.broker.server import BrokerServer
+
     broker = _broker(args, audit_log=args.audit_log)
     context = None
     if args.tls_cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-    server = BrokerServer(broker, args.host, args.port, ssl_context=context).start()
+    server = BrokerServer(broker, args.host, args.port, ssl_context=context, rate_limit=rate_limit).start()
     print(
         f"cchet broker serving {server.url}\n"
         f"  broker id (pin this on workers): {broker.broker_id.hex()}\n"
@@ -129,6 +187,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _key_add(args: argparse.Namespace) -> int:
+    with _exclusive(args.state):
+        return _key_add_locked(args)
+
+
+def _key_add_locked(args: argparse.Namespace) -> int:
     from cchet.broker.keystore import KeyScope
     from cchet.crypto.keyfile import write_key_file
 
@@ -144,14 +207,24 @@ def _key_add(args: argparse.Namespace) -> int:
 
 
 def _cluster_init(args: argparse.Namespace) -> int:
+    with _exclusive(args.state):
+        return _cluster_init_locked(args)
+
+
+def _cluster_init_locked(args: argparse.Namespace) -> int:
     from cchet.broker.cluster import init_cluster
     from cchet.broker.durable import replace_file
 
-    broker = _broker(args)
+    broker = _broker(args, audit_log=args.audit_log)
     key, creds = init_cluster(
-        broker, args.state, _policy(args.policy) if args.policy else broker.default_policy, args.san
+        broker, args.state, _policy(args.policy) if args.policy else broker.default_policy, args.san, rotate=args.rotate
     )
     print(f"cluster credentials issued; cluster key {key.key_id.hex()} (released only to attested nodes)")
+    if args.rotate:
+        print(
+            "the previous cluster key is retired: restart every node with 'cchet start' and give drivers the new "
+            "owner credentials; nodes still on the old credentials show 'hardened no' in 'cchet status'"
+        )
     if args.owner_credentials:
         env = creds.write(args.owner_credentials)
         print(f"owner's copy in {args.owner_credentials}; connect a driver with:")
@@ -168,12 +241,19 @@ def _id(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from cchet.broker.audit import verify_audit_log
-    from cchet.broker.master import MasterKey
+    from cchet.broker.master import MASTER_FILE, MasterKey
+    from cchet.runtime.session import default_broker_state
 
-    master = MasterKey.load(args.state)
-    report = verify_audit_log(args.log, master.derive("audit"))
+    state = args.state or default_broker_state()
+    if not (state / MASTER_FILE).exists():
+        raise FileNotFoundError(
+            f"no broker master key in {state}: pass --state DIR, the state directory of the broker that wrote "
+            f"{args.log}" + ("" if args.state else " (the default is where cchet.init(audit_log=...) keeps it)")
+        )
+    report = verify_audit_log(args.log, MasterKey.load(state).derive("audit"))
     if report.ok:
         print(f"{args.log}: {report.records} records, chain and head anchor intact")
         return 0
-    print(f"{args.log}: BAD at record {report.first_bad}: {report.problem}", file=sys.stderr)
+    where = "the head anchor" if report.first_bad is None else f"record {report.first_bad}"
+    print(f"{args.log}: BAD at {where}: {report.problem}", file=sys.stderr)
     return 1

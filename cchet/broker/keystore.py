@@ -21,6 +21,7 @@ from pathlib import Path
 from threading import RLock
 from typing import Any
 
+from cchet.broker.messages import echo
 from cchet.crypto.oneshot import seal, unseal
 from cchet.errors import IntegrityError
 from cchet.hazmat.keys import DataKey, data_key_bytes, data_key_from_bytes
@@ -38,7 +39,8 @@ KINDS = ("data", "job", "stream", "cluster")
 @dataclass(frozen=True)
 class KeyScope:
     """Who may receive a key. ``None`` means unrestricted; a set restricts release to requests naming only
-    members of it (function identities are function digests or qualified names; data ids are the caller's)."""
+    members of it (function identities are function digests or qualified names; data ids are the caller's).
+    A refusal names the requested function or data id through :func:`~cchet.broker.messages.echo`."""
 
     functions: frozenset[str] | None = None
     data_ids: frozenset[str] | None = None
@@ -46,9 +48,9 @@ class KeyScope:
     def refusals(self, functions: Iterable[str], data_ids: Iterable[str]) -> list[str]:
         out = []
         if self.functions is not None:
-            out += [f"function {f!r} is outside the key's scope" for f in functions if f not in self.functions]
+            out += [f"function {echo(f)} is outside the key's scope" for f in functions if f not in self.functions]
         if self.data_ids is not None:
-            out += [f"data id {d!r} is outside the key's scope" for d in data_ids if d not in self.data_ids]
+            out += [f"data id {echo(d)} is outside the key's scope" for d in data_ids if d not in self.data_ids]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -75,6 +77,7 @@ class StoredKey:
     expires: float | None = None
     reserved_chunks: int = 0
     successor: bytes | None = None
+    retired: float | None = None
 
     @property
     def key_id(self) -> bytes:
@@ -123,6 +126,7 @@ class KeyStore:
                 expires=entry["expires"],
                 reserved_chunks=entry["reserved_chunks"],
                 successor=None if entry["successor"] is None else bytes.fromhex(entry["successor"]),
+                retired=entry.get("retired"),
             )
 
     def _persist(self) -> None:
@@ -143,6 +147,7 @@ class KeyStore:
                     "expires": k.expires,
                     "reserved_chunks": k.reserved_chunks,
                     "successor": None if k.successor is None else k.successor.hex(),
+                    "retired": k.retired,
                 }
                 for k in self._keys.values()
             ],
@@ -173,6 +178,20 @@ class KeyStore:
                 del self._keys[key.key_id]
                 raise
             return entry
+
+    def retire(self, key_id: bytes) -> StoredKey:
+        """Mark ``key_id`` retired, durably: it stays in the store (so the log's records still name a key it
+        knows) but is released to no one again. ``KeyError`` for an unknown id."""
+        with self._lock:
+            entry = self._keys[key_id]
+            if entry.retired is None:
+                self._keys[key_id] = replace(entry, retired=self._clock())
+                try:
+                    self._persist()
+                except BaseException:
+                    self._keys[key_id] = entry
+                    raise
+            return self._keys[key_id]
 
     def get(self, key_id: bytes) -> StoredKey | None:
         with self._lock:

@@ -1,7 +1,15 @@
 """The key-release protocol's messages: canonical forms, signatures, and strict parsing.
 
 Wire form is JSON; binary values are base64 (standard alphabet). Parsing is strict: a malformed message
-raises :class:`ProtocolError` (a ``ValueError``) naming the field, never anything else.
+raises :class:`~cchet.ProtocolError` (a :class:`~cchet.BrokerError`, and a ``ValueError``) naming the field,
+never anything else.
+
+Limits: every field of a :class:`KeyRequest` is self-declared and unauthenticated when it arrives, so each is
+bounded (in UTF-8 bytes for text): ``node_id`` by :data:`MAX_NODE_ID`, ``function`` by :data:`MAX_FUNCTION`,
+each data id by :data:`MAX_DATA_ID`, ``cchet_version`` by :data:`MAX_CCHET_VERSION`, the number of key ids by
+:data:`MAX_KEY_IDS` (the most a call ticket can name), the number of data ids by :data:`MAX_DATA_IDS` and the
+call ticket by :data:`MAX_TICKET`. A larger one is a :class:`~cchet.ProtocolError` naming the field and the
+limit. What the broker writes back of such a field (in reasons and audit records) goes through :func:`echo`.
 
 Four messages (after Trustee's KBS): the worker's :class:`KeyRequest`; the broker's signed challenge (a
 nonce tied to the request digest); the worker's attestation (the request again, the nonce, its HPKE suite
@@ -28,13 +36,25 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from cchet.broker.tickets import MAX_KEY_IDS, MAX_TICKET
+from cchet.errors import ProtocolError
+
 __all__ = [
+    "ECHO_MAX",
+    "MAX_CCHET_VERSION",
+    "MAX_DATA_ID",
+    "MAX_DATA_IDS",
+    "MAX_FUNCTION",
+    "MAX_KEY_IDS",
+    "MAX_NODE_ID",
+    "MAX_TICKET",
     "PROTOCOL_VERSION",
     "KeyRequest",
     "ProtocolError",
     "b64d",
     "b64e",
     "canonical_json",
+    "echo",
     "open_signed",
     "sign_body",
 ]
@@ -42,12 +62,30 @@ __all__ = [
 PROTOCOL_VERSION = 1
 _SIGN_LABEL = b"cchet/v1/broker/"
 TEE_KINDS = ("tdx", "snp", "sgx")
-MAX_IDS = 1024
-MAX_TICKET = 4096
+MAX_NODE_ID = 256
+"""Bytes (UTF-8) of a request's ``node_id``; a Ray node id is 56 hex digits."""
+MAX_FUNCTION = 256
+"""Bytes (UTF-8) of a request's ``function``; a function identity is 64 hex digits."""
+MAX_DATA_ID = 256
+"""Bytes (UTF-8) of each data id of a request."""
+MAX_DATA_IDS = 256
+"""Data ids per request."""
+MAX_CCHET_VERSION = 64
+"""Bytes (UTF-8) of a request's ``cchet_version``."""
+ECHO_MAX = 64
+"""Characters of a self-declared string that :func:`echo` writes as is; longer ones become a digest."""
 
 
-class ProtocolError(ValueError):
-    """A protocol message is malformed; the message names the field and what was expected."""
+def echo(value: str) -> str:
+    """How a self-declared string (node id, function, data id) appears in refusal reasons and audit records.
+
+    Quoted as is (``repr``) when it is at most :data:`ECHO_MAX` printable ASCII characters, else as
+    ``sha256:<hex>`` of its UTF-8, so that a request can neither inflate the audit log nor write control or
+    look-alike characters into it. The digest still identifies the value for whoever holds the request.
+    """
+    if len(value) <= ECHO_MAX and value.isascii() and value.isprintable():
+        return repr(value)
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def b64e(data: bytes) -> str:
@@ -91,6 +129,20 @@ def _lp(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
+def _bounded(name: str, size: int, limit: int, limit_name: str, unit: str) -> None:
+    if size > limit:
+        raise ProtocolError(f"{name} is too large: {size} {unit}, over the limit of {limit} ({limit_name})")
+
+
+def _bounded_text(name: str, value: str, limit: int, limit_name: str) -> None:
+    """``ProtocolError`` unless ``value`` is text that encodes to at most ``limit`` bytes of UTF-8."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{name} is not valid Unicode text (it holds a lone surrogate)") from None
+    _bounded(name, size, limit, limit_name, "bytes")
+
+
 @dataclass(frozen=True)
 class KeyRequest:
     """What a worker asks for: keys (by id) for a function and the data ids it will touch.
@@ -113,19 +165,23 @@ class KeyRequest:
 
     def __post_init__(self) -> None:
         if self.tee_kind not in TEE_KINDS:
-            raise ProtocolError(f"tee_kind must be one of {', '.join(TEE_KINDS)}, got {self.tee_kind!r}")
+            raise ProtocolError(f"tee_kind must be one of {', '.join(TEE_KINDS)}, got {echo(self.tee_kind)}")
         if not self.key_ids:
             raise ProtocolError("a request must name at least one key id")
-        if len(self.key_ids) > MAX_IDS or len(self.data_ids) > MAX_IDS:
-            raise ProtocolError(f"at most {MAX_IDS} key ids and data ids per request")
+        _bounded("key_ids", len(self.key_ids), MAX_KEY_IDS, "MAX_KEY_IDS", "entries")
+        _bounded("data_ids", len(self.data_ids), MAX_DATA_IDS, "MAX_DATA_IDS", "entries")
+        _bounded_text("node_id", self.node_id, MAX_NODE_ID, "MAX_NODE_ID")
+        _bounded_text("function", self.function, MAX_FUNCTION, "MAX_FUNCTION")
+        _bounded_text("cchet_version", self.cchet_version, MAX_CCHET_VERSION, "MAX_CCHET_VERSION")
+        for data_id in self.data_ids:
+            _bounded_text("a data id", data_id, MAX_DATA_ID, "MAX_DATA_ID")
         if any(len(k) != 16 for k in self.key_ids):
             raise ProtocolError("key ids are 16 bytes")
         if len(set(self.key_ids)) != len(self.key_ids):
             raise ProtocolError("key ids must be distinct")
         if not 0 <= self.gpus <= 255:
             raise ProtocolError("gpus must be 0..255")
-        if len(self.ticket) > MAX_TICKET:
-            raise ProtocolError(f"a call ticket is at most {MAX_TICKET} bytes")
+        _bounded("ticket", len(self.ticket), MAX_TICKET, "MAX_TICKET", "bytes")
 
     def digest(self, broker_id: bytes) -> bytes:
         """SHA-256 of the canonical, length-prefixed request: version, broker id, node id, TEE kind, cchet

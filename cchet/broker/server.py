@@ -3,13 +3,18 @@
 Routes: ``POST /v1/challenge`` and ``POST /v1/release`` (the protocol), ``GET /v1/identity`` (the broker
 id, for operators; clients must pin the id through a trusted channel, never learn it from here), ``GET
 /v1/cluster`` (hardened mode's sealed cluster credentials, useless without the attested cluster key). Broker
-work runs on a thread pool so slow appraisals and fsyncs do not block other clients. Malformed messages get
-HTTP 400 with ``{"error": reason}``; request bodies over 4 MiB are refused.
+work runs on a thread pool so slow appraisals and fsyncs do not block other clients.
+
+Answers other than success carry ``{"error": reason}``: 400 for a malformed message; 413 for a body over
+:data:`MAX_REQUEST` bytes (refused before it is read); 429 with ``Retry-After`` when the peer address has used
+up its rate limit (:mod:`cchet.broker.ratelimit`, checked before the body is read); 503 with ``Retry-After``
+when the broker's table of outstanding challenges is full (:mod:`cchet.broker.nonces`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl
 import threading
@@ -19,19 +24,36 @@ from typing import Any
 from aiohttp import web
 
 from cchet.broker.broker import KeyBroker
-from cchet.broker.messages import ProtocolError
-from cchet.errors import CchetError
+from cchet.broker.ratelimit import RateLimit, RateLimiter
+from cchet.errors import BrokerBusy, CchetError
 
-__all__ = ["BrokerServer", "make_app"]
+__all__ = ["MAX_REQUEST", "BrokerServer", "make_app"]
 
-MAX_BODY = 4 << 20
+MAX_REQUEST = 4 << 20
+"""Bytes of a request body, at most (evidence with eight GPUs' reports and certificates is well under 1 MiB)."""
 
 
-def make_app(broker: KeyBroker, executor: ThreadPoolExecutor) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+def _retry_later(reason: str, retry_after_s: float, status: int) -> web.Response:
+    return web.json_response(
+        {"error": reason}, status=status, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+    )
+
+
+def make_app(broker: KeyBroker, executor: ThreadPoolExecutor, limiter: RateLimiter) -> web.Application:
+    app = web.Application(client_max_size=MAX_REQUEST)
 
     async def step(request: web.Request) -> web.Response:
         name = request.match_info["step"]
+        peer = request.remote or "an unknown address"
+        wait = limiter.acquire(peer)
+        if wait:
+            limit = limiter.limit
+            return _retry_later(
+                f"too many messages from {peer}: the limit is {limit.burst} at once and {limit.per_second:g} a "
+                f"second (cchet broker serve --rate-burst / --rate-limit); retry after {wait} s",
+                wait,
+                429,
+            )
         try:
             message = await request.json()
         except ValueError:
@@ -39,7 +61,9 @@ def make_app(broker: KeyBroker, executor: ThreadPoolExecutor) -> web.Application
         loop = asyncio.get_running_loop()
         try:
             answer = await loop.run_in_executor(executor, getattr(broker, name), message)
-        except (ProtocolError, CchetError) as e:
+        except BrokerBusy as e:
+            return _retry_later(str(e), e.retry_after_s, 503)
+        except CchetError as e:
             return web.json_response({"error": str(e)}, status=400)
         return web.json_response(answer)
 
@@ -66,7 +90,9 @@ def make_app(broker: KeyBroker, executor: ThreadPoolExecutor) -> web.Application
 class BrokerServer:
     """Serves a :class:`KeyBroker` on ``host:port`` from a daemon thread (``port=0`` picks a free port).
 
-    ``ssl_context`` turns on TLS. Use as a context manager or call :meth:`start` / :meth:`stop`.
+    ``ssl_context`` turns on TLS; ``rate_limit`` bounds the messages each peer address may send (default
+    :class:`~cchet.broker.ratelimit.RateLimit`: ``RATE_PER_S`` a second, bursts of ``RATE_BURST``). Use as a
+    context manager or call :meth:`start` / :meth:`stop`.
     """
 
     def __init__(
@@ -77,11 +103,13 @@ class BrokerServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         workers: int = 8,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.broker = broker
         self.host = host
         self.port = port
         self._ssl = ssl_context
+        self._limiter = RateLimiter(rate_limit)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cchet-broker")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -101,7 +129,7 @@ class BrokerServer:
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._runner = web.AppRunner(make_app(self.broker, self._executor), access_log=None)
+                self._runner = web.AppRunner(make_app(self.broker, self._executor, self._limiter), access_log=None)
                 loop.run_until_complete(self._runner.setup())
                 sock = socket.create_server((self.host, self.port))
                 self.port = sock.getsockname()[1]

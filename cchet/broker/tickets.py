@@ -31,9 +31,19 @@ from dataclasses import dataclass, replace
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from cchet.errors import TicketError
 from cchet.hazmat.keys import DataKey, data_key_bytes
 
-__all__ = ["TICKET_TTL_S", "CallTicket", "TicketError", "issue_ticket", "unmet_requirements", "verify_ticket"]
+__all__ = [
+    "MAX_KEY_IDS",
+    "MAX_TICKET",
+    "TICKET_TTL_S",
+    "CallTicket",
+    "TicketError",
+    "issue_ticket",
+    "unmet_requirements",
+    "verify_ticket",
+]
 
 MAGIC = b"CCT1"
 TICKET_TTL_S = 3600
@@ -41,11 +51,10 @@ TEES = ("tdx", "snp", "sgx", "any")
 GPUS = ("", "cc")
 UNHARDENED = 1
 _MAC_LABEL = b"cchet/v1/ticket\x00"
-_MAX_KEYS = 255
-
-
-class TicketError(ValueError):
-    """A ticket is malformed or does not verify; the message says which check."""
+MAX_KEY_IDS = 255
+"""Key ids a ticket names (its count is one byte); so also the most a key request may ask for."""
+MAX_TICKET = len(MAGIC) + 16 + 16 + 32 + 1 + 16 * MAX_KEY_IDS + 1 + 3 + 1 + 2 + 1 + 8 + 32
+"""Bytes of the largest ticket (4,197: 255 key ids, the longest requirements)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,7 @@ def issue_ticket(
 ) -> CallTicket:
     """A ticket for calls of ``function`` in ``session_id`` that need ``key_ids``, signed with ``job_key``."""
     ids = tuple(sorted(set(key_ids)))
-    if not 0 < len(ids) <= _MAX_KEYS or len(session_id) != 16 or len(function) != 32:
+    if not 0 < len(ids) <= MAX_KEY_IDS or len(session_id) != 16 or len(function) != 32:
         raise ValueError("a ticket names 1..255 key ids, a 16-byte session id and a 32-byte function identity")
     unsigned = CallTicket(
         session_id, job_key.key_id, function, ids, tee, gpu or "", unhardened, int(clock()) + ttl_s, b""

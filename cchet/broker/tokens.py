@@ -22,14 +22,12 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
+from cchet.errors import TokenError
+
 __all__ = ["ALGORITHMS", "TOKEN_TTL_S", "TokenClaims", "TokenError", "cnf_of", "issue_token", "verify_token"]
 
 ALGORITHMS = ("Ed25519",)
 TOKEN_TTL_S = 300
-
-
-class TokenError(ValueError):
-    """A token failed verification; the message says which check."""
 
 
 def _b64(data: bytes) -> str:

@@ -16,15 +16,21 @@ def function_id(name: str) -> bytes:
 
 
 class Owner:
-    """The data owner: a job key the broker holds, and the call tickets it signs with it."""
+    """The data owner: a job key the broker holds, and the call tickets it signs with it (one per function, key
+    set and requirements, as a session makes them: a client caches releases per ticket)."""
 
     def __init__(self, broker: KeyBroker) -> None:
         self.job = broker.add_key(kind="job")
+        self._tickets: dict[tuple[object, ...], bytes] = {}
 
     def ticket(self, function: str, key_ids: Iterable[bytes], tee: str = "any", gpu: str | None = None) -> bytes:
-        return issue_ticket(
-            self.job, session_id=bytes(16), function=function_id(function), key_ids=key_ids, tee=tee, gpu=gpu
-        ).to_bytes()
+        ids = tuple(sorted(key_ids))
+        slot = (function, ids, tee, gpu)
+        if slot not in self._tickets:
+            self._tickets[slot] = issue_ticket(
+                self.job, session_id=bytes(16), function=function_id(function), key_ids=ids, tee=tee, gpu=gpu
+            ).to_bytes()
+        return self._tickets[slot]
 
 
 class OwnedClient:

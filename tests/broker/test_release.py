@@ -320,3 +320,45 @@ def test_call_tickets_are_checked(make_broker: Callable[..., KeyBroker], authori
     )
     _refused(attempt(stale.to_bytes()), "expired")
     assert attempt(owner.ticket("f", [key]))["verdict"] == "released"
+
+
+class _CountingVerifier:
+    """The simulated verifier, counting how often evidence is verified."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        from cchet.attest.simulate.verifier import SimulatedVerifier
+
+        self.inner, self.calls = SimulatedVerifier(), 0
+
+    def check(self, evidence: Any, options: Any) -> Any:
+        self.calls += 1
+        return self.inner.check(evidence, options)
+
+
+def test_keys_under_several_policies_are_verified_once_and_opt_outs_are_audited(
+    authority: SimulatedAuthority, make_client: Callable[..., OwnedClient], tmp_path: Path
+) -> None:
+    """A GPU in devtools mode: a policy that allows it releases its key with a warning in the log and the
+    audit record; the default policy refuses. Evidence for keys under both policies is verified once."""
+    from cchet.attest.simulate.verifier import simulation_options
+    from cchet.broker.appraisal import EvidenceAppraiser
+
+    verifier = _CountingVerifier()
+    options = simulation_options(authority).replace(verifier=verifier)
+    broker = KeyBroker(
+        appraiser=EvidenceAppraiser(options),
+        default_policy=Policy(name="sim", allow_simulation=True),
+        audit_log=tmp_path / "audit.jsonl",
+    )
+    lenient = Policy(name="devtools-ok", allow_simulation=True, gpu_allow_devtools=True)
+    strict_key, lenient_key = broker.add_key(), broker.add_key(policy=lenient)
+    client = make_client(broker, "tdx+gpu", gpu={"cc_mode": "devtools"})
+    reasons = _denied(broker, client, [strict_key.key_id, lenient_key.key_id])
+    assert verifier.calls == 1, "one verification for both policies"
+    assert [r for r in reasons if "gpu_allow_devtools" in r] and all(r.startswith("policy sim:") for r in reasons)
+    released = client.keys([lenient_key.key_id], function="pkg.f")
+    assert released[lenient_key.key_id] == lenient_key and verifier.calls == 2
+    [release] = [r for r in _audit(broker) if r["event"] == "release"]
+    assert any("warning" in r and "devtools" in r for r in release["reasons"]), release

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cchet.errors import FetchError
+
 __all__ = ["FetchError", "Fetcher", "Response", "UrllibFetcher"]
-
-
-class FetchError(Exception):
-    """A collateral service could not be reached or answered with an error (the message has the URL)."""
 
 
 @dataclass(frozen=True)
