@@ -168,13 +168,15 @@ class CertificateIdentity:
     ``fingerprint`` is the SHA-256 of its DER. ``issuer`` and ``subject`` are its names as DER (what
     ``x509.Name.public_bytes`` gives), compared byte for byte: the comparison ``cryptography`` makes before
     it checks an issuer's signature, stricter than RFC 5280's case-folding match. ``authority_key_id`` and
-    ``subject_key_id`` are its key identifiers, None when it carries none."""
+    ``subject_key_id`` are its key identifiers, None when it carries none; ``ca`` whether its basic
+    constraints make it a CA."""
 
     fingerprint: bytes
     issuer: bytes
     subject: bytes
     authority_key_id: bytes | None
     subject_key_id: bytes | None
+    ca: bool = False
 
     def may_be_issued_by(self, issuer: CertificateIdentity) -> bool:
         """Whether ``issuer``'s subject is this certificate's issuer name and, when both carry one, its
@@ -201,18 +203,21 @@ def certificate_identity(cert: x509.Certificate, der: bytes) -> CertificateIdent
     _, _, issuer_end = tlv_span(der, issuer_start, field="certificate.issuer")
     _, _, subject_start = tlv_span(der, issuer_end, field="certificate.tbs")  # the validity
     _, _, subject_end = tlv_span(der, subject_start, field="certificate.subject")
-    try:
-        authority_key_id = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except x509.ExtensionNotFound:
-        authority_key_id = None
-    try:
-        subject_key_id = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        subject_key_id = None
+    authority_key_id = subject_key_id = None
+    ca = False
+    for extension in cert.extensions:  # one pass: looking each up by class walks the list every time
+        value = extension.value
+        if isinstance(value, x509.AuthorityKeyIdentifier):
+            authority_key_id = value.key_identifier
+        elif isinstance(value, x509.SubjectKeyIdentifier):
+            subject_key_id = value.digest
+        elif isinstance(value, x509.BasicConstraints):
+            ca = value.ca
     return CertificateIdentity(
         hashlib.sha256(der).digest(),
         der[issuer_start:issuer_end],
         der[subject_start:subject_end],
         authority_key_id,
         subject_key_id,
+        ca,
     )

@@ -7,6 +7,7 @@ Profile": a SEQUENCE of (OID, value) pairs, the TCB being itself such a sequence
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -15,10 +16,10 @@ from cchet.attest.formats.der import (
     TAG_ENUMERATED,
     TAG_INTEGER,
     TAG_OCTET_STRING,
+    TAG_OID,
     TAG_SEQUENCE,
-    children,
-    decode_oid,
-    read_tlv,
+    encode_oid,
+    tlv_span,
 )
 from cchet.errors import EvidenceFormatError
 
@@ -46,6 +47,38 @@ def _int(value: bytes) -> int:
     return int.from_bytes(value, "big", signed=False)
 
 
+def _span(raw: bytes, pos: int, end: int, field: str) -> tuple[int, int, int]:
+    """:func:`tlv_span` inside ``raw[:end]``, with the short form (every entry of the extension but its two
+    SEQUENCEs) decoded inline: this walk is most of the cost of reading a PCK certificate."""
+    if pos + 2 <= end and raw[pos + 1] < 0x80:
+        start, stop = pos + 2, pos + 2 + raw[pos + 1]
+    else:
+        _, start, stop = tlv_span(raw, pos, field=field)
+    if stop > end or raw[pos] & 0x1F == 0x1F:
+        raise EvidenceFormatError("DER element overruns the SGX extension entry", offset=pos, field=field)
+    return raw[pos], start, stop
+
+
+def _entries(raw: bytes, start: int, end: int, field: str) -> Iterator[tuple[bytes, int, int, int]]:
+    """The (OID, value) SEQUENCEs in ``raw[start:end]``: the OID's whole DER element (tag and length
+    included, as :func:`encode_oid` writes it), the value's tag, and where its content starts and ends."""
+    pos = start
+    while pos < end:
+        tag, item, item_end = _span(raw, pos, end, field)
+        if tag != TAG_SEQUENCE:
+            raise EvidenceFormatError("SGX extension entry is not (OID, value)", offset=pos, field=field)
+        oid_tag, _, oid_end = _span(raw, item, item_end, field)
+        value_tag, value, value_end = _span(raw, oid_end, item_end, field)
+        if oid_tag != TAG_OID or value_end != item_end:
+            raise EvidenceFormatError("SGX extension entry is not (OID, value)", offset=pos, field=field)
+        yield raw[item:oid_end], value_tag, value, value_end
+        pos = item_end
+
+
+_OIDS = {suffix: encode_oid(f"{SGX_EXTENSION_OID}.{suffix}") for suffix in ("1", "2", "3", "4", "5", "6")}
+_TCB_OIDS = {i: encode_oid(f"{SGX_EXTENSION_OID}.2.{i}") for i in range(1, 19)}
+
+
 def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
     """Reads the SGX extension of ``cert``; raises :class:`EvidenceFormatError` if absent or malformed."""
     try:
@@ -53,38 +86,31 @@ def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
     except x509.ExtensionNotFound:
         raise EvidenceFormatError("PCK certificate has no SGX extension", field=_FIELD) from None
     raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
-    top = read_tlv(raw, field=_FIELD)
-    if top.tag != TAG_SEQUENCE:
+    tag, start, end = tlv_span(raw, field=_FIELD)
+    if tag != TAG_SEQUENCE:
         raise EvidenceFormatError("SGX extension is not a SEQUENCE", offset=0, field=_FIELD)
-    values: dict[str, tuple[int, bytes]] = {}
-    for item in children(top.value, field=_FIELD):
-        pair = children(item.value, field=_FIELD)
-        if item.tag != TAG_SEQUENCE or len(pair) != 2:
-            raise EvidenceFormatError("SGX extension entry is not (OID, value)", field=_FIELD)
-        oid = decode_oid(pair[0].value, field=_FIELD)
-        values[oid] = (pair[1].tag, pair[1].value)
-        if oid == SGX_EXTENSION_OID + ".2" and pair[1].tag == TAG_SEQUENCE:
-            for comp in children(pair[1].value, field=_FIELD + ".tcb"):
-                sub = children(comp.value, field=_FIELD + ".tcb")
-                if len(sub) != 2:
-                    raise EvidenceFormatError("TCB entry is not (OID, value)", field=_FIELD + ".tcb")
-                values[decode_oid(sub[0].value, field=_FIELD)] = (sub[1].tag, sub[1].value)
+    values: dict[bytes, tuple[int, bytes]] = {}
+    for oid, value_tag, value, value_end in _entries(raw, start, end, _FIELD):
+        values[oid] = (value_tag, raw[value:value_end])
+        if oid == _OIDS["2"] and value_tag == TAG_SEQUENCE:
+            for sub, sub_tag, sub_value, sub_end in _entries(raw, value, value_end, _FIELD + ".tcb"):
+                values[sub] = (sub_tag, raw[sub_value:sub_end])
 
-    def need(suffix: str, tag: int) -> bytes:
-        got = values.get(f"{SGX_EXTENSION_OID}.{suffix}")
+    def need(oid: bytes, tag: int, name: str) -> bytes:
+        got = values.get(oid)
         if got is None or got[0] != tag:
-            raise EvidenceFormatError(f"missing or mistyped SGX extension item .{suffix}", field=_FIELD)
+            raise EvidenceFormatError(f"missing or mistyped SGX extension item .{name}", field=_FIELD)
         return got[1]
 
-    comps = tuple(_int(need(f"2.{i}", TAG_INTEGER)) for i in range(1, 17))
-    pid = values.get(SGX_EXTENSION_OID + ".6")
+    comps = tuple(_int(need(_TCB_OIDS[i], TAG_INTEGER, f"2.{i}")) for i in range(1, 17))
+    pid = values.get(_OIDS["6"])
     return PckExtensions(
-        ppid=need("1", TAG_OCTET_STRING),
+        ppid=need(_OIDS["1"], TAG_OCTET_STRING, "1"),
         tcb_components=comps,
-        pce_svn=_int(need("2.17", TAG_INTEGER)),
-        cpu_svn=need("2.18", TAG_OCTET_STRING),
-        pce_id=need("3", TAG_OCTET_STRING),
-        fmspc=need("4", TAG_OCTET_STRING),
-        sgx_type=_int(need("5", TAG_ENUMERATED)),
+        pce_svn=_int(need(_TCB_OIDS[17], TAG_INTEGER, "2.17")),
+        cpu_svn=need(_TCB_OIDS[18], TAG_OCTET_STRING, "2.18"),
+        pce_id=need(_OIDS["3"], TAG_OCTET_STRING, "3"),
+        fmspc=need(_OIDS["4"], TAG_OCTET_STRING, "4"),
+        sgx_type=_int(need(_OIDS["5"], TAG_ENUMERATED, "5")),
         platform_instance_id=pid[1] if pid and pid[0] == TAG_OCTET_STRING else None,
     )

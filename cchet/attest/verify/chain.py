@@ -155,11 +155,7 @@ def verify_path(
                 )
             )
     for i in range(1, len(chain)):
-        try:
-            ca = chain[i].extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            ca = False
-        if not ca:
+        if not memo.identity(chain[i]).ca:
             failures.append(Failure(check, f"{what}: certificate {i} issues certificate {i - 1} but is not a CA"))
     for i in range(len(chain) - 1):
         why = memo.issued_by(chain[i], chain[i + 1])

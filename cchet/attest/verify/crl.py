@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from cchet.attest.verify import memo
 from cchet.attest.verify.failure import Failure
@@ -25,13 +26,14 @@ def load_crl(data: bytes | str) -> x509.CertificateRevocationList:
     return memo.crl(data)
 
 
-def decode_crl(raw: bytes) -> x509.CertificateRevocationList:
-    """:func:`load_crl` without memoisation."""
+def decode_crl(raw: bytes) -> tuple[x509.CertificateRevocationList, bytes]:
+    """:func:`load_crl` without memoisation, and the CRL's DER."""
     if raw.lstrip().startswith(b"-----BEGIN"):
-        return x509.load_pem_x509_crl(raw)
+        crl = x509.load_pem_x509_crl(raw)
+        return crl, crl.public_bytes(serialization.Encoding.DER)
     with contextlib.suppress(binascii.Error, ValueError):
         raw = binascii.unhexlify(raw.strip())
-    return x509.load_der_x509_crl(raw)
+    return x509.load_der_x509_crl(raw), raw
 
 
 def verify_crl(

@@ -29,7 +29,8 @@ from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from cchet.attest.formats.certchain import (
     CertificateIdentity,
@@ -37,6 +38,7 @@ from cchet.attest.formats.certchain import (
     certificate_identity,
     parse_pem_chain,
 )
+from cchet.attest.formats.der import tlv_span
 from cchet.attest.formats.pck import PckExtensions, parse_pck_extensions
 from cchet.errors import EvidenceFormatError
 
@@ -83,11 +85,12 @@ class _Decoded:
     """A certificate decoded by this module and its identity (kept together, so the identity of a certificate
     this module returned is a lookup)."""
 
-    __slots__ = ("cert", "identity")
+    __slots__ = ("cert", "identity", "tbs")
 
-    def __init__(self, cert: x509.Certificate, identity: CertificateIdentity) -> None:
+    def __init__(self, cert: x509.Certificate, identity: CertificateIdentity, tbs: bytes) -> None:
         self.cert = cert
         self.identity = identity
+        self.tbs = tbs  # the signed part, cut from the DER it was decoded from
 
 
 class _Cache:
@@ -166,7 +169,39 @@ def _decode(der: bytes, field: str) -> _Decoded:
         _ = (cert.signature_hash_algorithm, cert.extensions, cert.public_key())
     except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as e:
         raise EvidenceFormatError(f"certificate does not decode: {e}", field=field) from None
-    return _Decoded(cert, certificate_identity(cert, der))
+    return _Decoded(cert, certificate_identity(cert, der), _signed_part(der))
+
+
+def _signed_part(der: bytes) -> bytes:
+    """The first element of a certificate's or CRL's outer SEQUENCE (what its signature covers), as the exact
+    bytes it was decoded from: ``cryptography`` re-encodes it on every ``tbs_*_bytes`` access (for a CRL of
+    a few KB, about as long as checking the signature)."""
+    _, start, _ = tlv_span(der, field="signed")
+    _, _, end = tlv_span(der, start, field="signed.tbs")
+    return der[start:end]
+
+
+_ECDSA = {
+    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+}
+
+
+def _ecdsa_signed(
+    key: object, algorithm: x509.ObjectIdentifier, signature: bytes, signed: bytes, hash_algorithm: object
+) -> bool | None:
+    """Whether ``key`` made the ECDSA ``signature`` over ``signed``; None when this is not ECDSA by an EC key
+    (then the caller asks ``cryptography`` the general way)."""
+    if not isinstance(key, ec.EllipticCurvePublicKey) or algorithm not in _ECDSA:
+        return None
+    if not isinstance(hash_algorithm, hashes.HashAlgorithm):
+        return None
+    try:
+        key.verify(signature, signed, ec.ECDSA(hash_algorithm))
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _decoded_der(der: bytes, field: str) -> _Decoded:
@@ -227,6 +262,19 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
     """None when ``issuer`` signed ``cert`` (names and signature, RSA-PSS included), else why not."""
 
     def check() -> str | None:
+        decoded = _CACHE.decoded(cert)
+        if decoded is not None:  # ECDSA over the exact signed bytes: what verify_directly_issued_by does
+            if decoded.identity.issuer != identity(issuer).subject:
+                return "Issuer certificate subject does not match certificate issuer."
+            valid = _ecdsa_signed(
+                issuer.public_key(),
+                cert.signature_algorithm_oid,
+                cert.signature,
+                decoded.tbs,
+                cert.signature_hash_algorithm,
+            )
+            if valid is not None:
+                return None if valid else "Signature verification failed"
         try:
             cert.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as e:
@@ -240,18 +288,30 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
 class _Crl:
     """A decoded CRL and its issuer name as DER (building the name is the slow part of comparing it)."""
 
-    __slots__ = ("crl", "issuer")
+    __slots__ = ("crl", "issuer", "tbs")
 
-    def __init__(self, crl: x509.CertificateRevocationList) -> None:
+    def __init__(self, crl: x509.CertificateRevocationList, der: bytes) -> None:
         self.crl = crl
-        self.issuer = crl.issuer.public_bytes()
+        self.tbs = _signed_part(der)
+        self.issuer = _crl_issuer(self.tbs)
+
+
+def _crl_issuer(tbs: bytes) -> bytes:
+    """The issuer name's DER inside a CRL's ``tbsCertList`` (optional version, signature algorithm, issuer),
+    cut out rather than rebuilt from ``crl.issuer`` (which makes a Python object per attribute)."""
+    _, pos, _ = tlv_span(tbs, field="crl.tbs")
+    tag, _, end = tlv_span(tbs, pos, field="crl.tbs")
+    if tag == 0x02:  # version
+        _, _, end = tlv_span(tbs, end, field="crl.tbs")
+    _, _, issuer_end = tlv_span(tbs, end, field="crl.issuer")
+    return tbs[end:issuer_end]
 
 
 def _crl(data: bytes | str) -> _Crl:
     from cchet.attest.verify.crl import decode_crl
 
     def decode() -> _Crl:
-        return _Crl(decode_crl(data.encode() if isinstance(data, str) else bytes(data)))
+        return _Crl(*decode_crl(data.encode() if isinstance(data, str) else bytes(data)))
 
     return _memoised(("crl", _digest(data)), _decoded_bytes(len(data)), decode)
 
@@ -268,10 +328,14 @@ def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | Non
         parsed = _crl(data)
         if parsed.issuer != identity(issuer).subject:
             return f"issued by {parsed.crl.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}"
-        try:
-            valid = parsed.crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-        except (TypeError, ValueError, UnsupportedAlgorithm):
-            valid = False
+        crl = parsed.crl
+        key = issuer.public_key()
+        valid = _ecdsa_signed(key, crl.signature_algorithm_oid, crl.signature, parsed.tbs, crl.signature_hash_algorithm)
+        if valid is None:
+            try:
+                valid = crl.is_signature_valid(key)  # type: ignore[arg-type]
+            except (TypeError, ValueError, UnsupportedAlgorithm):
+                valid = False
         return None if valid else f"signature does not verify with {issuer.subject.rfc4514_string()}"
 
     return _memoised(("crl_issuer_problem", _digest(data), identity(issuer).fingerprint), SMALL_ENTRY_BYTES, check)
@@ -302,6 +366,12 @@ def signature_valid(cert: x509.Certificate, message: bytes, raw: bytes, *, byteo
         return False
     _CACHE.put(key, True, SMALL_ENTRY_BYTES)
     return True
+
+
+def per_certificate(tag: str, cert: x509.Certificate, compute: Callable[[], _T]) -> _T:
+    """``compute()``, remembered under ``tag`` and ``cert``'s fingerprint: for a fact that depends on the
+    certificate alone (TCB info and QE identity share their signer, so its checks run once)."""
+    return _memoised((tag, identity(cert).fingerprint), SMALL_ENTRY_BYTES, compute)
 
 
 def pck_extensions(cert: x509.Certificate) -> PckExtensions:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from cchet.attest.verify import memo
 from cchet.attest.verify.chain import der_sha256
 from cchet.attest.verify.options import TrustAnchor
 
@@ -40,7 +41,13 @@ TCB_SIGNER_SUBJECT: tuple[tuple[x509.ObjectIdentifier, str], ...] = (
 """The subject attributes of Intel's TCB signing certificate, each of which must occur exactly once."""
 
 
+_SUBJECT_DER = x509.Name([x509.NameAttribute(oid, value) for oid, value in TCB_SIGNER_SUBJECT]).public_bytes()
+"""Intel's TCB signing subject as Intel encodes it (its real certificate carries exactly these bytes)."""
+
+
 def _subject_problem(cert: x509.Certificate) -> str | None:
+    if memo.identity(cert).subject == _SUBJECT_DER:
+        return None  # Intel's own encoding: each attribute once, nothing else
     subject = cert.subject
     found: dict[x509.ObjectIdentifier, list[str | bytes]] = {}
     for attribute in subject:
@@ -57,11 +64,7 @@ def _usage_problem(cert: x509.Certificate) -> str | None:
         return "it has no key usage"
     if not usage.digital_signature or usage.key_cert_sign or usage.crl_sign:
         return "its key usage is not digital signature only (a signing end entity)"
-    try:
-        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        ca = False
-    return "it is a CA" if ca else None
+    return "it is a CA" if memo.identity(cert).ca else None
 
 
 def tcb_signer_problems(chain: Sequence[x509.Certificate], anchor: TrustAnchor | None) -> list[str]:
@@ -72,7 +75,11 @@ def tcb_signer_problems(chain: Sequence[x509.Certificate], anchor: TrustAnchor |
     if not chain:
         raise ValueError("tcb_signer_problems needs at least the signing certificate")
     signer, above = chain[0], chain[1:]
-    problems = [p for p in (_subject_problem(signer), _usage_problem(signer)) if p is not None]
+    problems = list(
+        memo.per_certificate(
+            "tcb_signer", signer, lambda: tuple(p for p in (_subject_problem(signer), _usage_problem(signer)) if p)
+        )
+    )
     if len(above) > 1 or (above and anchor is not None and der_sha256(above[0]) != anchor.fingerprint):
         problems.append("the root did not issue it directly (another certificate stands between them)")
     return problems
