@@ -15,14 +15,12 @@ from collections.abc import Callable
 
 import pytest
 
-from cchet.attest.collateral import CollateralSource
 from cchet.attest.formats.dcap import Quote
 from cchet.attest.rawsig import raw_from_der
 from cchet.attest.simulate import SimulatedAuthority, simulate_sgx_quote, simulate_tdx_quote, simulated_collateral
-from cchet.attest.simulate.verifier import simulated_anchors
+from cchet.attest.simulate.verifier import simulation_options
 from cchet.attest.verify.failure import raise_failures
 from cchet.attest.verify.intel import verify_quote_device
-from cchet.attest.verify.options import default_options
 from cchet.errors import CertificateChainError
 from tests.attest.conftest import NOW
 
@@ -52,13 +50,7 @@ def _signed(
 
 
 def _verify(authority: SimulatedAuthority, quote: Quote, collateral: dict[str, str]) -> tuple[str | None, list[str]]:
-    options = default_options(
-        now=NOW,
-        anchors=simulated_anchors(authority),
-        intel_collateral=lambda _q: collateral,
-        collateral=CollateralSource(),
-    )
-    device, failures = verify_quote_device(quote, options)
+    device, failures = verify_quote_device(quote, simulation_options(authority, now=NOW, collateral=collateral))
     return device.tcb_status, failures
 
 

@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 
-from cchet.attest.collateral import CollateralSource
 from cchet.attest.formats.intel_collateral import parse_qe_identity, parse_tcb_info
 from cchet.attest.rawsig import raw_from_der
 from cchet.attest.simulate import SimulatedAuthority, simulate_sgx_quote, simulate_tdx_quote, simulated_collateral
-from cchet.attest.simulate.verifier import simulated_anchors
+from cchet.attest.simulate.verifier import simulation_options
 from cchet.attest.verify.intel import verify_quote_device
-from cchet.attest.verify.options import default_options
 from cchet.errors import EvidenceFormatError
 from tests.attest.conftest import NOW
 
@@ -129,13 +127,7 @@ def test_unknown_fields_and_component_labels_are_ignored(tdx_collateral: dict[st
 
 def _checks(authority: SimulatedAuthority, collateral: dict[str, str]) -> tuple[str | None, set[str]]:
     quote = simulate_tdx_quote(authority, report_data=bytes(64))
-    options = default_options(
-        now=NOW,
-        anchors=simulated_anchors(authority),
-        intel_collateral=lambda _q: collateral,
-        collateral=CollateralSource(),
-    )
-    device, failures = verify_quote_device(quote, options)
+    device, failures = verify_quote_device(quote, simulation_options(authority, now=NOW, collateral=collateral))
     return device.tcb_status, {getattr(f, "check", "?") for f in failures}
 
 
