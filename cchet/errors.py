@@ -25,7 +25,8 @@
     │   └── BrokerBusy              the broker refuses new work for now; ``.retry_after_s``
     ├── PlacementError              no attested node can run the task, or Ray could not schedule it
     ├── RayFailure                  Ray reports the task, actor or object failed; ``.error_type``, nothing read
-    └── DeviceUnavailable           the GPU path was asked for and no usable GPU / CuPy is there
+    ├── DeviceUnavailable           the GPU path was asked for and no usable GPU / CuPy is there
+    └── KernelRefused               the GPU kernel refused a launch (status word): a bug, never a verdict
 
 Caller mistakes (wrong types, out-of-range sizes, a destination too small) stay ``TypeError`` and
 ``ValueError``. No class here shadows a builtin name. ``ProtocolError``, ``TicketError`` and ``TokenError``
@@ -48,6 +49,7 @@ __all__ = [
     "EvidenceFormatError",
     "FetchError",
     "IntegrityError",
+    "KernelRefused",
     "KeyReleaseDenied",
     "MeasurementMismatchError",
     "NonceMismatchError",
@@ -240,3 +242,9 @@ class RayFailure(CchetError):
 
 class DeviceUnavailable(CchetError):
     """The GPU path was requested but no usable GPU, driver or CuPy is present; the message names the fix."""
+
+
+class KernelRefused(CchetError, RuntimeError):
+    """The GPU kernel refused a launch (its status word is not zero): the schedule's geometry does not match
+    the compiled kernels. A bug in how the launch was built, never an integrity verdict; nothing the launch
+    wrote may be used. Also a ``RuntimeError``."""

@@ -1,16 +1,22 @@
 // extern "C" entry points of the AES-256-GCM kernels for cchet sealed streams.
 //
 // A launch seals or opens chunks first_index .. first_index + n_chunks - 1 of one stream in two steps on
-// one CUDA stream: *_segments (grid = n_chunks * grid_segments blocks of CCHET_LANES threads) does CTR
-// and the GHASH partial sums; *_finish (grid = n_chunks blocks of CCHET_LANES threads) combines them,
-// writes or checks each tag and, when opening, zeroes every chunk whose tag fails and reports per-chunk
-// verdicts. Nothing downstream on the stream runs before the verdicts exist. Layouts: plaintext chunks
-// at c * chunk_size, sealed chunks (ciphertext || tag) at c * (chunk_size + 16); both 8-byte aligned.
+// one CUDA stream: *_segments does CTR and the GHASH partial sums of n_chunks * grid_segments work items
+// (one chunk segment each), *_finish combines each chunk's sums, writes or checks its tag and, when
+// opening, zeroes every chunk whose tag fails and reports per-chunk verdicts. Both take any grid of
+// CCHET_LANES-thread blocks (blocks loop over the items), and the host launches no more blocks than the
+// device holds resident. Nothing downstream on the stream runs before the verdicts exist. Layouts:
+// plaintext chunks at c * chunk_size, sealed chunks (ciphertext || tag) at c * (chunk_size + 16); both
+// 8-byte aligned; offsets are 64-bit.
+//
+// Compile-time options (cchet.gpu.loader.module(..., defines=...)): CCHET_MIN_BLOCKS_PER_SM below, and
+// CCHET_TABLE_LAYOUT_CONFLICT=1, a deliberately bank-conflicting T-table layout that exists only as the
+// positive control of the per-key timing test (aes_gcm.cuh); never use it for data.
 #include "aes_gcm.cuh"
 
-// Resident blocks of the segments kernels per SM that ptxas must allow (4 caps them at 64 registers a
-// thread, the geometry's target of four blocks per SM; the seal kernel then spills 8 bytes). A knob for the
-// device benchmarks: compare with 3 (66 registers, no spill).
+// Resident blocks per SM that ptxas must allow for every entry point (4 caps them at 64 registers a
+// thread, the geometry's default of four blocks per SM; with nvcc 13.0 for sm_90 none of the four then
+// spills). A knob for the device benchmarks; the host plans grids from the occupancy the driver reports.
 #ifndef CCHET_MIN_BLOCKS_PER_SM
 #define CCHET_MIN_BLOCKS_PER_SM 4
 #endif
@@ -37,7 +43,7 @@ extern "C" __global__ void __launch_bounds__(CCHET_LANES, CCHET_MIN_BLOCKS_PER_S
                                           status);
 }
 
-extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+extern "C" __global__ void __launch_bounds__(CCHET_LANES, CCHET_MIN_BLOCKS_PER_SM)
     cchet_gcm_seal_finish(const unsigned int* sched, unsigned char* sealed, unsigned char* plain,
                           CCHET_BATCH_PARAMS, const unsigned int* partial, const unsigned int* ek_j0,
                           unsigned int* verdicts) {
@@ -45,7 +51,7 @@ extern "C" __global__ void __launch_bounds__(CCHET_LANES)
                                        verdicts);
 }
 
-extern "C" __global__ void __launch_bounds__(CCHET_LANES)
+extern "C" __global__ void __launch_bounds__(CCHET_LANES, CCHET_MIN_BLOCKS_PER_SM)
     cchet_gcm_open_finish(const unsigned int* sched, unsigned char* sealed, unsigned char* plain,
                           CCHET_BATCH_PARAMS, const unsigned int* partial, const unsigned int* ek_j0,
                           unsigned int* verdicts) {

@@ -7,8 +7,9 @@
 // Side channels. AES uses one 32-bit T-table, replicated once per lane of a warp: entry x of replica r
 // sits at word 32*x + r, i.e. in shared-memory bank r, and lane r reads only replica r. No two lanes of a
 // warp ever touch the same bank, whatever the (secret) indices, so a lookup never conflicts and takes
-// the same time for every key and plaintext. GHASH uses no table at all: carry-less products come from
-// ordinary integer multiplies of operands masked to every fourth bit (see gf128.py).
+// the same time for every key and plaintext (unless the leaky CCHET_TABLE_LAYOUT_CONFLICT=1 positive
+// control is compiled in). GHASH uses no table at all: carry-less products come from ordinary integer
+// multiplies of operands masked to every fourth bit (see gf128.py).
 #pragma once
 
 // Word offsets into the per-stream schedule (mirrored in cchet/gpu/schedule.py; a test compares).
@@ -24,8 +25,11 @@
 #define CCHET_SCHED_POW2_COUNT 24
 #define CCHET_SCHED_LANEPOW 184
 
-// Threads per block of every entry point (cchet.gpu.geometry.DEFAULT_LANES).
+// Threads per block of every entry point (cchet.gpu.geometry.DEFAULT_LANES; the host launches nothing
+// else). Overridable only so that the CPU emulation can run the same code on smaller blocks.
+#ifndef CCHET_LANES
 #define CCHET_LANES 256
+#endif
 // Status bits the kernels may set.
 #define CCHET_STATUS_GEOMETRY 1u
 
@@ -87,8 +91,25 @@ __device__ __forceinline__ u32 sbox_entry(u32 x) {
 constexpr u32 kReplicas = 32u;
 constexpr u32 kTableWords = 256u * kReplicas;
 
-// Fill table[32 * x + r] = T0[x] for every replica r. Each thread computes whole entries and writes
-// their replicas in a lane-rotated order, so even the prologue's stores do not conflict.
+// CCHET_TABLE_LAYOUT_CONFLICT=1 is a deliberately LEAKY layout for the per-key timing test's positive
+// control, never the default: replica r holds entry x at word 256r + x, i.e. in bank x mod 32, so two lanes
+// whose secret indices differ but agree mod 32 hit the same bank at different addresses and serialise.
+// The bytes it computes are the same; only the timing (and the emulator's bank check) differ.
+#ifndef CCHET_TABLE_LAYOUT_CONFLICT
+#define CCHET_TABLE_LAYOUT_CONFLICT 0
+#endif
+
+// Word of entry x in replica r.
+__device__ __forceinline__ u32 table_word(u32 r, u32 x) {
+#if CCHET_TABLE_LAYOUT_CONFLICT
+  return (r << 8) | x;  // bank x mod 32: secret-dependent conflicts
+#else
+  return (x << 5) | r;  // bank r: conflict-free whatever x is
+#endif
+}
+
+// Fill every replica r with T0. Each thread computes whole entries and writes their replicas in a
+// lane-rotated order, so even the prologue's stores do not conflict (in the default layout).
 template <int LANES>
 __device__ __forceinline__ void build_table(u32* table) {
   const u32 lane = threadIdx.x & (kReplicas - 1u);
@@ -96,18 +117,19 @@ __device__ __forceinline__ void build_table(u32* table) {
     const u32 s = sbox_entry(x);
     const u32 t = (gf8_mul(s, 2u) << 24) | (s << 16) | (s << 8) | gf8_mul(s, 3u);
     for (u32 i = 0; i < kReplicas; ++i) {
-      table[x * kReplicas + ((i + lane) & (kReplicas - 1u))] = t;
+      table[table_word((i + lane) & (kReplicas - 1u), x)] = t;
     }
   }
 }
 
-// One lookup in this lane's replica: word 32x + lane, which is in bank `lane`. CCHET_TABLE_READ lets the
-// CPU emulation in tests/gpu_host check that every read of lane l is in bank l; on the GPU it is a load.
+// One lookup in this lane's replica: in the default layout word 32x + lane, which is in bank `lane`.
+// CCHET_TABLE_READ lets the CPU emulation in tests/gpu_host check that every read of lane l is in bank l;
+// on the GPU it is a load.
 #ifndef CCHET_TABLE_READ
 #define CCHET_TABLE_READ(table, word) ((table)[word])
 #endif
 __device__ __forceinline__ u32 t0(const u32* table, u32 lane, u32 x) {
-  return CCHET_TABLE_READ(table, (x << 5) | lane);
+  return CCHET_TABLE_READ(table, table_word(lane, x));
 }
 
 __device__ __forceinline__ u32 sbox(const u32* table, u32 lane, u32 x) {
@@ -237,19 +259,6 @@ __device__ __forceinline__ void gf_to_words(u128 a, u32 w[4]) {
   w[3] = static_cast<u32>(a.lo);
 }
 
-// H^e for a public exponent e < 2^24 from the schedule's table of H^(2^i).
-__device__ __forceinline__ u128 gf_pow(const u32* pow2, u32 e) {
-  u128 r;
-  r.hi = 0x8000000000000000ull;  // x^0
-  r.lo = 0ull;
-  for (u32 i = 0; i < CCHET_SCHED_POW2_COUNT; ++i) {
-    if ((e >> i) & 1u) {
-      r = gf_mul(r, gf_load(pow2 + 4u * i));
-    }
-  }
-  return r;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Memory: 16-byte blocks as big-endian words. Full blocks need 8-byte alignment (checked on the host).
 // ---------------------------------------------------------------------------------------------------
@@ -312,6 +321,11 @@ __device__ __forceinline__ void keep_bytes(u32 w[4], u32 n) {
 
 // ---------------------------------------------------------------------------------------------------
 // One launch: chunks first_index .. first_index + n_chunks - 1 of one stream.
+//
+// A grid is never larger than what the device holds resident at once (cchet.gpu.geometry.plan): every
+// block walks the launch's work items with a stride of gridDim.x, so the T-table prologue is paid once per
+// block and no launch ends in a straggling wave. Byte offsets are 64-bit, so one launch may span more than
+// 4 GiB and a chunk's stream index may put it anywhere in a stream of up to 2^32 chunks.
 // ---------------------------------------------------------------------------------------------------
 
 struct Batch {
@@ -320,7 +334,7 @@ struct Batch {
   u32 n_chunks;
   u32 last_len;      // plaintext bytes of the launch's last chunk (0..chunk size); the others are full
   u32 chunk_log2;
-  u32 grid_segments; // thread blocks per chunk in the grid (segments of a full chunk)
+  u32 grid_segments; // segments of a full chunk: work items per chunk (partial sums are laid out by it)
 };
 
 __device__ __forceinline__ u32 chunk_len(const Batch& b, u32 c) {
@@ -345,9 +359,45 @@ __device__ __forceinline__ u128 warp_xor(u128 v) {
   return v;
 }
 
-// CTR and the GHASH partial sum of one segment of one chunk (one thread block). SEAL reads plaintext
-// and writes ciphertext into the sealed body; !SEAL reads the sealed body and writes plaintext, which
-// the finish kernel zeroes again if the chunk's tag fails. Partial sums and E_K(J0) go to global memory.
+// The product of the 32 lanes' values of a warp, in every lane (the field product commutes).
+__device__ __forceinline__ u128 warp_product(u128 v) {
+#pragma unroll
+  for (int d = 16; d > 0; d >>= 1) {
+    u128 o;
+    o.hi = __shfl_xor_sync(0xffffffffu, v.hi, d);
+    o.lo = __shfl_xor_sync(0xffffffffu, v.lo, d);
+    v = gf_mul(v, o);
+  }
+  return v;
+}
+
+__device__ __forceinline__ u128 gf_zero() {
+  u128 r;
+  r.hi = 0ull;
+  r.lo = 0ull;
+  return r;
+}
+
+__device__ __forceinline__ u128 gf_one() {
+  u128 r;
+  r.hi = 0x8000000000000000ull;  // x^0
+  r.lo = 0ull;
+  return r;
+}
+
+template <int N>
+struct Log2 {
+  static constexpr u32 value = 1u + Log2<N / 2>::value;
+};
+template <>
+struct Log2<1> {
+  static constexpr u32 value = 0u;
+};
+
+// CTR and the GHASH partial sums of segments of chunks, one (chunk, segment) work item at a time per
+// thread block. SEAL reads plaintext and writes ciphertext into the sealed body; !SEAL reads the sealed
+// body and writes plaintext, which the finish kernel zeroes again if the chunk's tag fails. Partial sums
+// and E_K(J0) go to global memory.
 template <int LANES, bool SEAL>
 __device__ void gcm_segments(const u32* __restrict__ sched, const u8* __restrict__ src, u8* __restrict__ dst,
                              const Batch b, u32* __restrict__ partial, u32* __restrict__ ek_j0,
@@ -362,14 +412,6 @@ __device__ void gcm_segments(const u32* __restrict__ sched, const u8* __restrict
     if (threadIdx.x == 0u) atomicOr(status, CCHET_STATUS_GEOMETRY);
     return;
   }
-  const u32 c = blockIdx.x / b.grid_segments;
-  const u32 g = blockIdx.x % b.grid_segments;
-  if (c >= b.n_chunks) return;
-  const u32 len = chunk_len(b, c);
-  const u32 m = (len + 15u) / 16u;
-  const u32 segs = (m + seg_blocks - 1u) / seg_blocks;
-  if (g >= segs && g != 0u) return;  // uniform per block; g == 0 always runs (it computes E_K(J0))
-  const u32 pad = segs * seg_blocks - m;
 
   build_table<LANES>(table);
   for (u32 i = threadIdx.x; i < 60u; i += LANES) rk[i] = sched[CCHET_SCHED_RK + i];
@@ -378,115 +420,174 @@ __device__ void gcm_segments(const u32* __restrict__ sched, const u8* __restrict
   const u32 t = threadIdx.x;
   const u32 lane = t & 31u;
   const u64 cs = 1ull << b.chunk_log2;
-  const u8* in = src + static_cast<u64>(c) * (SEAL ? cs : cs + 16u);
-  u8* out = dst + static_cast<u64>(c) * (SEAL ? cs + 16u : cs);
-  u32 nonce[3];
-  chunk_nonce(sched, b, c, nonce);
   const u128 h_lanes = gf_load(sched + CCHET_SCHED_HLANES);
-
-  u128 acc;
-  acc.hi = 0ull;
-  acc.lo = 0ull;
   const u32 steps = seg_blocks / LANES;
-  for (u32 k = 0; k < steps; ++k) {
-    const long long j = static_cast<long long>(g) * seg_blocks + static_cast<long long>(k) * LANES + t -
-                        static_cast<long long>(pad);
-    u32 x[4] = {0u, 0u, 0u, 0u};
-    if (j >= 0 && j < static_cast<long long>(m)) {
-      const u32 off = static_cast<u32>(j) * 16u;
-      const u32 n = len - off < 16u ? len - off : 16u;
-      const u32 counter[4] = {nonce[0], nonce[1], nonce[2], static_cast<u32>(j) + 2u};
-      u32 ks[4];
-      aes256_encrypt(table, rk, lane, counter, ks);
-      u32 data[4];
-      if (n == 16u) {
-        load_block(in + off, data);
-      } else {
-        load_partial(in + off, n, data);
-      }
-      u32 y[4] = {data[0] ^ ks[0], data[1] ^ ks[1], data[2] ^ ks[2], data[3] ^ ks[3]};
-      if (n == 16u) {
-        store_block(out + off, y);
-      } else {
-        keep_bytes(y, n);
-        store_partial(out + off, n, y);
-      }
+  const u64 items = static_cast<u64>(b.n_chunks) * b.grid_segments;
+  for (u64 item = blockIdx.x; item < items; item += gridDim.x) {
+    const u32 c = static_cast<u32>(item / b.grid_segments);
+    const u32 g = static_cast<u32>(item % b.grid_segments);
+    const u32 len = chunk_len(b, c);
+    const u32 m = (len + 15u) / 16u;
+    const u32 segs = (m + seg_blocks - 1u) / seg_blocks;
+    if (g >= segs && g != 0u) continue;  // uniform per block; g == 0 always runs (it computes E_K(J0))
+    if (segs > b.grid_segments) {        // the schedule's segments do not fit the launch's layout
+      if (t == 0u) atomicOr(status, CCHET_STATUS_GEOMETRY);
+      continue;
+    }
+    const u32 pad = segs * seg_blocks - m;
+    const u8* in = src + static_cast<u64>(c) * (SEAL ? cs : cs + 16u);
+    u8* out = dst + static_cast<u64>(c) * (SEAL ? cs + 16u : cs);
+    u32 nonce[3];
+    chunk_nonce(sched, b, c, nonce);
+
+    u128 acc = gf_zero();
+    for (u32 k = 0; k < steps; ++k) {
+      const long long j = static_cast<long long>(g) * seg_blocks + static_cast<long long>(k) * LANES + t -
+                          static_cast<long long>(pad);
+      u32 x[4] = {0u, 0u, 0u, 0u};
+      if (j >= 0 && j < static_cast<long long>(m)) {
+        const u32 off = static_cast<u32>(j) * 16u;
+        const u32 n = len - off < 16u ? len - off : 16u;
+        const u32 counter[4] = {nonce[0], nonce[1], nonce[2], static_cast<u32>(j) + 2u};
+        u32 ks[4];
+        aes256_encrypt(table, rk, lane, counter, ks);
+        u32 data[4];
+        if (n == 16u) {
+          load_block(in + off, data);
+        } else {
+          load_partial(in + off, n, data);
+        }
+        u32 y[4] = {data[0] ^ ks[0], data[1] ^ ks[1], data[2] ^ ks[2], data[3] ^ ks[3]};
+        if (n == 16u) {
+          store_block(out + off, y);
+        } else {
+          keep_bytes(y, n);
+          store_partial(out + off, n, y);
+        }
 #pragma unroll
-      for (int q = 0; q < 4; ++q) x[q] = SEAL ? y[q] : data[q];
+        for (int q = 0; q < 4; ++q) x[q] = SEAL ? y[q] : data[q];
+      }
+      acc = gf_xor(gf_mul(acc, h_lanes), gf_from_words(x));
     }
-    acc = gf_xor(gf_mul(acc, h_lanes), gf_from_words(x));
-  }
-  // Scale by this thread's power of H; then the block's sum needs only XORs.
-  acc = gf_mul(acc, gf_load(sched + CCHET_SCHED_LANEPOW + 4u * t));
-  acc = warp_xor(acc);
-  if (lane == 0u) warp_sums[t >> 5] = acc;
-  __syncthreads();
-  if (t == 0u) {
-    u128 sum = warp_sums[0];
-    for (u32 w = 1; w < LANES / 32u; ++w) sum = gf_xor(sum, warp_sums[w]);
-    u32 words[4];
-    gf_to_words(sum, words);
-    u32* p = partial + 4u * (static_cast<u64>(c) * b.grid_segments + g);
-    for (int q = 0; q < 4; ++q) p[q] = words[q];
-    if (g == 0u) {
-      const u32 j0[4] = {nonce[0], nonce[1], nonce[2], 1u};
-      u32 e[4];
-      aes256_encrypt(table, rk, lane, j0, e);
-      for (int q = 0; q < 4; ++q) ek_j0[4u * c + q] = e[q];
+    // Scale by this thread's power of H; then the block's sum needs only XORs.
+    acc = gf_mul(acc, gf_load(sched + CCHET_SCHED_LANEPOW + 4u * t));
+    acc = warp_xor(acc);
+    if (lane == 0u) warp_sums[t >> 5] = acc;
+    __syncthreads();
+    if (t == 0u) {
+      u128 sum = warp_sums[0];
+      for (u32 w = 1; w < LANES / 32u; ++w) sum = gf_xor(sum, warp_sums[w]);
+      u32 words[4];
+      gf_to_words(sum, words);
+      u32* p = partial + 4ull * (static_cast<u64>(c) * b.grid_segments + g);
+      for (int q = 0; q < 4; ++q) p[q] = words[q];
+      if (g == 0u) {
+        const u32 j0[4] = {nonce[0], nonce[1], nonce[2], 1u};
+        u32 e[4];
+        aes256_encrypt(table, rk, lane, j0, e);
+        for (int q = 0; q < 4; ++q) ek_j0[4ull * c + q] = e[q];
+      }
     }
+    __syncthreads();  // warp_sums is rewritten by the block's next item
   }
 }
 
-// Combine one chunk's partial sums into its tag. SEAL writes the tag after the chunk's ciphertext.
-// !SEAL compares it with the stored tag in constant time, records the verdict (1 = authentic) and, on
-// failure, zeroes the chunk's plaintext before the launch ends.
+// Combine each chunk's partial sums into its tag, one chunk at a time per thread block, all threads
+// at once. SEAL writes the tag after the chunk's ciphertext. !SEAL compares it with the stored tag in
+// constant time, records the verdict (1 = authentic) and, on failure, zeroes the chunk's plaintext
+// before the launch ends.
+//
+// Q = sum_g P_g . (H^S)^(segs - 1 - g). With the virtual index v = g + pad (pad zero sums in front, so
+// that LANES divides the count), thread t Horner-combines v = t, t + LANES, ... with (H^S)^LANES; a tree
+// over the threads then joins neighbours with (H^S)^(2^i) at level i. Meanwhile warp 1 computes
+// A . H^(m + 2) + L . H, H^(m + 2) as the product of the public powers H^(2^i) its lanes hold.
 template <int LANES, bool SEAL>
 __device__ void gcm_finish(const u32* __restrict__ sched, u8* __restrict__ sealed, u8* __restrict__ plain,
                            const Batch b, const u32* __restrict__ partial, const u32* __restrict__ ek_j0,
                            u32* __restrict__ verdicts) {
+  static_assert(LANES >= 64 && (LANES & (LANES - 1)) == 0, "the finish kernel needs two warps or more");
+  constexpr u32 kLog2Lanes = Log2<LANES>::value;
+  __shared__ u128 sums[LANES];
+  __shared__ u128 seg_pow[kLog2Lanes + 1];  // (H^S)^(2^i)
+  __shared__ u128 a_term;
   __shared__ u32 authentic;
-  const u32 c = blockIdx.x;
-  if (c >= b.n_chunks) return;
-  const u32 len = chunk_len(b, c);
-  const u64 cs = 1ull << b.chunk_log2;
-  u8* tag_at = sealed + static_cast<u64>(c) * (cs + 16u) + len;
-  if (threadIdx.x == 0u) {
-    const u32 seg_blocks = sched[CCHET_SCHED_GEOM + 1];
-    const u32 m = (len + 15u) / 16u;
-    const u32 segs = (m + seg_blocks - 1u) / seg_blocks;
-    const u128 h = gf_load(sched + CCHET_SCHED_H1);
-    const u128 h_seg = gf_load(sched + CCHET_SCHED_HSEG);
-    u128 q;
-    q.hi = 0ull;
-    q.lo = 0ull;
-    for (u32 g = 0; g < segs; ++g) {
-      q = gf_xor(gf_mul(q, h_seg), gf_load(partial + 4u * (static_cast<u64>(c) * b.grid_segments + g)));
-    }
-    const u128 a = gf_xor(gf_mul(gf_load(sched + CCHET_SCHED_AAD), h), gf_load(sched + CCHET_SCHED_AAD + 4));
-    u128 len_block;
-    len_block.hi = 256ull;  // 32 AAD bytes, in bits
-    len_block.lo = static_cast<u64>(len) * 8ull;
-    u128 s = gf_mul(a, gf_pow(sched + CCHET_SCHED_POW2, m + 2u));
-    s = gf_xor(s, gf_mul(q, gf_load(sched + CCHET_SCHED_H2)));
-    s = gf_xor(s, gf_mul(len_block, h));
-    s = gf_xor(s, gf_load(ek_j0 + 4u * c));
-    u32 tag[4];
-    gf_to_words(s, tag);
-    if (SEAL) {
-      store_partial(tag_at, 16u, tag);
-      authentic = 1u;
-    } else {
-      u32 stored[4];
-      load_partial(tag_at, 16u, stored);
-      const u32 diff = (stored[0] ^ tag[0]) | (stored[1] ^ tag[1]) | (stored[2] ^ tag[2]) | (stored[3] ^ tag[3]);
-      authentic = diff == 0u ? 1u : 0u;
-      verdicts[c] = authentic;
+
+  const u32 t = threadIdx.x;
+  const u32 seg_blocks = sched[CCHET_SCHED_GEOM + 1];
+  if (seg_blocks == 0u || seg_blocks % LANES != 0u) return;  // refused: the segments kernel set the status
+  if (t == 0u) {
+    u128 p = gf_load(sched + CCHET_SCHED_HSEG);
+    for (u32 i = 0; i <= kLog2Lanes; ++i) {
+      seg_pow[i] = p;
+      p = gf_mul(p, p);
     }
   }
   __syncthreads();
-  if (!SEAL && authentic == 0u) {
-    u8* p = plain + static_cast<u64>(c) * cs;
-    for (u32 i = threadIdx.x; i < len; i += LANES) p[i] = 0u;
+  const u128 h = gf_load(sched + CCHET_SCHED_H1);
+  const u64 cs = 1ull << b.chunk_log2;
+  for (u32 c = blockIdx.x; c < b.n_chunks; c += gridDim.x) {
+    const u32 len = chunk_len(b, c);
+    const u32 m = (len + 15u) / 16u;
+    // At most grid_segments sums exist (more: a refused launch, flagged by the segments kernel).
+    const u32 all_segs = (m + seg_blocks - 1u) / seg_blocks;
+    const u32 segs = all_segs < b.grid_segments ? all_segs : b.grid_segments;
+    const u32 rounds = (segs + LANES - 1u) / LANES;
+    const u32 pad = rounds * LANES - segs;
+    const u32* p = partial + 4ull * (static_cast<u64>(c) * b.grid_segments);
+
+    u128 acc = gf_zero();
+    for (u32 k = 0; k < rounds; ++k) {
+      const u32 v = k * LANES + t;
+      const u128 x = v >= pad ? gf_load(p + 4u * (v - pad)) : gf_zero();
+      acc = k == 0u ? x : gf_xor(gf_mul(acc, seg_pow[kLog2Lanes]), x);
+    }
+    sums[t] = acc;
+    if ((t >> 5) == 1u) {
+      const u32 lane = t & 31u;
+      const u32 e = m + 2u;  // < 2^24 for every chunk size the format allows
+      const u128 f = lane < CCHET_SCHED_POW2_COUNT && ((e >> lane) & 1u)
+                         ? gf_load(sched + CCHET_SCHED_POW2 + 4u * lane)
+                         : gf_one();
+      const u128 h_e = warp_product(f);
+      if (lane == 0u) {
+        const u128 a =
+            gf_xor(gf_mul(gf_load(sched + CCHET_SCHED_AAD), h), gf_load(sched + CCHET_SCHED_AAD + 4));
+        u128 len_block;
+        len_block.hi = 256ull;  // 32 AAD bytes, in bits
+        len_block.lo = static_cast<u64>(len) * 8ull;
+        a_term = gf_xor(gf_mul(a, h_e), gf_mul(len_block, h));
+      }
+    }
+    __syncthreads();
+    for (u32 i = 0; i < kLog2Lanes; ++i) {
+      const u32 stride = 1u << i;
+      if ((t & (2u * stride - 1u)) == 0u) sums[t] = gf_xor(gf_mul(sums[t], seg_pow[i]), sums[t + stride]);
+      __syncthreads();
+    }
+    u8* tag_at = sealed + static_cast<u64>(c) * (cs + 16u) + len;
+    if (t == 0u) {
+      u128 s = gf_xor(a_term, gf_mul(sums[0], gf_load(sched + CCHET_SCHED_H2)));
+      s = gf_xor(s, gf_load(ek_j0 + 4ull * c));
+      u32 tag[4];
+      gf_to_words(s, tag);
+      if (SEAL) {
+        store_partial(tag_at, 16u, tag);
+        authentic = 1u;
+      } else {
+        u32 stored[4];
+        load_partial(tag_at, 16u, stored);
+        const u32 diff =
+            (stored[0] ^ tag[0]) | (stored[1] ^ tag[1]) | (stored[2] ^ tag[2]) | (stored[3] ^ tag[3]);
+        authentic = diff == 0u ? 1u : 0u;
+        verdicts[c] = authentic;
+      }
+    }
+    __syncthreads();
+    if (!SEAL && authentic == 0u) {
+      u8* q = plain + static_cast<u64>(c) * cs;
+      for (u32 i = t; i < len; i += LANES) q[i] = 0u;
+    }
+    __syncthreads();  // sums, a_term and authentic are rewritten by the block's next chunk
   }
 }
 

@@ -21,10 +21,13 @@ on a GPU not in CC mode, device memory and the key schedule copied there are not
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as _wait
 from typing import Any
 
 import numpy as np
@@ -34,15 +37,34 @@ from cchet.crypto import format as fmt
 from cchet.crypto.engine import ChunkCipher
 from cchet.crypto.oneshot import new_header, open_header
 from cchet.errors import IntegrityError
-from cchet.gpu.device import Batch, Device, Event, Verdicts
-from cchet.gpu.geometry import plan
+from cchet.gpu.device import (
+    Batch,
+    Device,
+    Event,
+    KernelRefused,
+    Launched,
+    Stream,
+    Verdicts,
+    after_caller,
+    caller_waits,
+)
+from cchet.gpu.geometry import Geometry, plan
 from cchet.gpu.schedule import StreamSchedule
 from cchet.gpu.stats import Span, TransferStats
 from cchet.hazmat.keys import DataKey
 
-__all__ = ["BounceChannel"]
+__all__ = ["BounceChannel", "default_slots", "default_threads"]
 
 DEFAULT_CHUNK_SIZE = 1 << 20
+MAX_DEFAULT_THREADS = 32
+# Pinned staging memory a channel allocates by default at most (and as much again on the device).
+STAGING_BUDGET = 256 << 20
+
+
+def wait_futures(futures: list[Future[None]]) -> list[BaseException]:
+    """Wait for every future; return the exceptions they raised, in order."""
+    _wait(futures)
+    return [e for f in futures if (e := f.exception()) is not None]
 
 
 class _Batches:
@@ -82,12 +104,29 @@ class _Batches:
         return Batch(self.first(b), self.n_chunks(b), self.last_len(b), self.final(b))
 
 
+def default_threads() -> int:
+    """CPU sealer threads of a channel by default: the cores this process may run on, at most 32."""
+    return max(1, min(MAX_DEFAULT_THREADS, len(os.sched_getaffinity(0))))
+
+
+def default_slots(threads: int, streams: int, slot_bytes: int) -> int:
+    """Staging slots by default: one per sealer thread plus two per stream pair (one batch being copied,
+    one in the kernel), so neither side waits for a slot while the other has work; at least 3, and no
+    more than :data:`STAGING_BUDGET` bytes of pinned memory (as much again on the device) allow."""
+    fits = max(2, STAGING_BUDGET // slot_bytes)
+    return min(max(3, threads + 2 * streams), fits)
+
+
 class BounceChannel:
     """A ring of ``slots`` pinned staging slots of ``slot_chunks`` sealed chunks each, on ``device``.
 
     ``device`` is a CUDA device index (a real GPU through CuPy) or a :class:`~cchet.gpu.device.Device`
     such as the SIMULATED :class:`~cchet.gpu.fake_device.FakeDevice`. ``streams`` pairs of CUDA streams
-    (copy, compute) take batches in turn; ``threads`` CPU threads seal or open batches.
+    (copy, compute) take batches in turn; ``threads`` CPU threads seal or open batches (default:
+    :func:`default_threads`, the host's cores) and ``slots`` defaults to :func:`default_slots`.
+
+    Every transfer is ordered after the work the caller queued on its current stream before the call,
+    and the caller's current stream waits for the transfer's results (``cchet.gpu.device``).
 
     Raises :class:`~cchet.DeviceUnavailable` (naming the fix) without CuPy or the GPU, ``ValueError``
     for bad sizes. :attr:`last_stats` holds the per-stage timings of the latest transfer. Use one
@@ -98,18 +137,24 @@ class BounceChannel:
         self,
         device: int | Device = 0,
         *,
-        slots: int = 4,
+        slots: int | None = None,
         slot_chunks: int = 4,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         streams: int = 2,
         threads: int | None = None,
     ) -> None:
         fmt.check_chunk_size(chunk_size)
-        for name, value in (("slots", slots), ("slot_chunks", slot_chunks), ("streams", streams)):
+        for name, value in (("slots", slots), ("slot_chunks", slot_chunks), ("streams", streams), ("threads", threads)):
+            if value is None and name in ("slots", "threads"):
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if slots < 2:
+        if slots is not None and slots < 2:
             raise ValueError("slots must be >= 2 so that sealing and copying can overlap")
+        slot_bytes = slot_chunks * (chunk_size + fmt.TAG_SIZE)
+        self.threads = threads if threads is not None else default_threads()
+        n_slots = slots if slots is not None else default_slots(self.threads, streams, slot_bytes)
+        self._owns_device = isinstance(device, int)
         if isinstance(device, int):
             from cchet.gpu.cuda_device import CudaDevice
 
@@ -119,13 +164,13 @@ class BounceChannel:
         self.device = dev
         self.chunk_size = chunk_size
         self.slot_chunks = slot_chunks
-        self.threads = threads or min(4, max(1, slots - 1))
-        slot_bytes = slot_chunks * (chunk_size + fmt.TAG_SIZE)
-        self._host = [dev.pinned(slot_bytes) for _ in range(slots)]
-        self._ring = [dev.empty(slot_bytes) for _ in range(slots)]
+        self._host = [dev.pinned(slot_bytes) for _ in range(n_slots)]
+        self._ring = [dev.empty(slot_bytes) for _ in range(n_slots)]
         self._pairs = [(dev.stream(), dev.stream()) for _ in range(streams)]
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="cchet-bounce")
         self._lock = threading.Lock()
+        self._report = np.zeros(0, dtype=np.uint32)
+        self._geometry: Geometry | None = None
         self.last_stats: TransferStats | None = None
 
     @property
@@ -133,11 +178,13 @@ class BounceChannel:
         return len(self._host)
 
     def close(self) -> None:
-        """Stop the CPU threads; the slots are freed with the channel."""
+        """Stop the CPU threads and this channel's streams; the slots are freed with the channel. A
+        device passed in stays usable (its owner closes it)."""
         self._pool.shutdown(wait=True)
-        close = getattr(self.device, "close", None)
-        if callable(close):
-            close()
+        for s in self._streams():
+            close = getattr(s, "close", None)
+            if callable(close):
+                close()
 
     def __enter__(self) -> BounceChannel:
         return self
@@ -149,12 +196,31 @@ class BounceChannel:
         sim = ", SIMULATED" if self.device.simulated else ""
         return (
             f"BounceChannel(device={self.device.name!r}{sim}, slots={self.slots}, "
-            f"slot_chunks={self.slot_chunks}, chunk_size={self.chunk_size}, streams={len(self._pairs)})"
+            f"slot_chunks={self.slot_chunks}, chunk_size={self.chunk_size}, streams={len(self._pairs)}, "
+            f"threads={self.threads})"
         )
 
     def _repr_html_(self) -> str:
         stats = self.last_stats._repr_html_() if self.last_stats else "<i>no transfer yet</i>"
         return f"<div><code>{self!r}</code><br>{stats}</div>"
+
+    def _streams(self) -> list[Stream]:
+        return [s for pair in self._pairs for s in pair]
+
+    def _plan(self) -> Geometry:
+        if self._geometry is None:
+            dev = self.device
+            self._geometry = plan(self.slot_chunks, self.chunk_size, sms=dev.sm_count, blocks_per_sm=dev.blocks_per_sm)
+        return self._geometry
+
+    def _reports(self, batches: _Batches) -> npt.NDArray[np.uint32]:
+        """One row of ``1 + per`` words per batch (status, verdicts), in pinned memory reused across
+        transfers and grown when a transfer needs more."""
+        words = batches.count * (batches.per + 1)
+        if self._report.size < words:
+            grown = max(words, 2 * self._report.size)
+            self._report = self.device.pinned(4 * grown).view(np.uint32)
+        return self._report[:words].reshape(batches.count, batches.per + 1)
 
     # ----------------------------------------------------------------------------------- host to device
 
@@ -173,7 +239,8 @@ class BounceChannel:
         threads under a fresh one-transfer key and opened by the kernel; the result has its dtype and
         shape. With ``key``, ``data`` is a sealed stream (format v1) under that key and ``context``: its
         chunks go to the device as they are, with no CPU crypto, and are opened by the kernel into
-        ``dtype``/``shape`` (default: flat bytes).
+        ``dtype``/``shape`` (default: flat bytes). Work queued on the caller's current stream after the
+        call sees the result.
 
         Raises :class:`~cchet.IntegrityError` if any chunk fails (the device destination is zeroed
         first; the pipeline stops at the first failure it sees), ``SealedFormatError`` for a
@@ -238,10 +305,13 @@ class BounceChannel:
         mode: str,
     ) -> Any:
         dev = self.device
-        schedule = StreamSchedule.for_stream(key, header, context, plan(self.slot_chunks, self.chunk_size))
-        gcm = dev.gcm(schedule, self.chunk_size)
+        schedule = StreamSchedule.for_stream(key, header, context, self._plan())
         out = dev.empty(batches.n)
-        S = self.slots
+        streams = self._streams()
+        caller = after_caller(dev, streams)  # out may reuse memory the caller's stream used last
+        gcm = dev.gcm(schedule, self.chunk_size, stream=self._pairs[0][1])
+        reports = self._reports(batches)
+        S, count = self.slots, batches.count
         stats = self._stats("host to device", mode, batches, ("cpu", "copy", "open"))
         origin = self._pairs[0][0].record()
         t0 = time.perf_counter()
@@ -249,16 +319,21 @@ class BounceChannel:
         futures: dict[int, Future[None]] = {}
         copy_done: dict[int, Event] = {}
         kernel_done: dict[int, Event] = {}
-        verdicts: dict[int, Verdicts] = {}
+        launches: dict[int, Verdicts] = {}
+        unchecked: deque[int] = deque()
         device_events: list[tuple[str, int, Event, Event]] = []
+        stop = threading.Event()
 
         def cpu_stage(b: int) -> None:
+            if b >= S:
+                copy_done[b - S].synchronize()  # backpressure: the host slot must be copied out
+            if stop.is_set():
+                return
             start = time.perf_counter() - t0
             fill(b, self._host[b % S])
             cpu_spans.append(Span("cpu", b, start, time.perf_counter() - t0))
 
         def issue(b: int) -> None:
-            futures.pop(b).result()
             slot = b % S
             copy_stream, kernel_stream = self._pairs[b % len(self._pairs)]
             _, sealed_len = batches.sealed(b)
@@ -270,68 +345,85 @@ class BounceChannel:
             kernel_stream.wait(c1)
             k0 = kernel_stream.record()
             off, length = batches.plain(b)
-            verdicts[b] = gcm.open(self._ring[slot], out[off : off + length], batches.batch(b), kernel_stream)
+            n_chunks = batches.n_chunks(b)
+            launches[b] = gcm.open(
+                self._ring[slot],
+                out[off : off + length],
+                batches.batch(b),
+                kernel_stream,
+                report=reports[b, : 1 + n_chunks],
+                join_caller=False,
+            )
             kernel_done[b] = k1 = kernel_stream.record()
+            unchecked.append(b)
             device_events.extend([("copy", b, c0, c1), ("open", b, k0, k1)])
 
-        def failed_so_far() -> int | None:
-            for b in sorted(verdicts):
-                if kernel_done[b].done() and not verdicts[b].all_authentic():
+        def first_failure(*, wait: bool) -> int | None:
+            """Read, in batch order, the verdicts of every launch that is done (``wait``: of all of
+            them); each exactly once. The first failed batch, if any."""
+            while unchecked and (wait or launches[unchecked[0]].done()):
+                b = unchecked.popleft()
+                if not launches[b].all_authentic():
                     return b
             return None
 
-        issued = 0
         bad: int | None = None
         try:
-            for b in range(batches.count):
-                if b >= S:
-                    while issued <= b - S:
-                        issue(issued)
-                        issued += 1
-                    copy_done[b - S].synchronize()  # backpressure: the host slot must be copied out
-                    bad = failed_so_far()
-                    if bad is not None:
-                        break
+            for b in range(min(S, count)):
                 futures[b] = self._pool.submit(cpu_stage, b)
-                while issued < b and futures[issued].done():
-                    issue(issued)
-                    issued += 1
-            if bad is None:
-                while issued < batches.count:
-                    issue(issued)
-                    issued += 1
+            for b in range(count):
+                futures.pop(b).result()
+                issue(b)
+                if b + S < count:
+                    futures[b + S] = self._pool.submit(cpu_stage, b + S)
+                bad = first_failure(wait=False)
+                if bad is not None:
+                    break
         finally:
-            for f in futures.values():
-                f.result()
-            for pair in self._pairs:
-                for s in pair:
-                    s.synchronize()
+            stop.set()
+            wait_futures(list(futures.values()))
+            for s in streams:
+                s.synchronize()
         if bad is None:
-            bad = next((b for b in sorted(verdicts) if not verdicts[b].all_authentic()), None)
+            bad = first_failure(wait=True)
         self._finish_stats(stats, t0, origin, cpu_spans, device_events)
         if bad is not None:
             stats.aborted_at = bad
             zero_stream = self._pairs[0][1]
             dev.fill_zero(out, zero_stream)
+            caller_waits(caller, [zero_stream])
             zero_stream.synchronize()
             raise IntegrityError()
+        caller_waits(caller, streams)
         return out
 
     # ----------------------------------------------------------------------------------- device to host
 
-    def to_host(self, array: Any) -> npt.NDArray[Any]:
-        """Copy a C-contiguous device array to a new host array of the same dtype and shape, sealed on
-        the device under a fresh one-transfer key and opened by CPU threads.
+    def to_host(self, array: Any, *, out: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
+        """Copy a C-contiguous device array to host memory, sealed on the device under a fresh
+        one-transfer key and opened by CPU threads. Returns a new host array of the same dtype and
+        shape, or, with ``out`` (a writable C-contiguous host array of exactly ``array.nbytes`` bytes,
+        reusable across calls so that no fresh pages are faulted in), a view of ``out`` as that dtype
+        and shape. Work the caller queued on its current stream before the call (what produces
+        ``array``) runs first.
 
-        Raises :class:`~cchet.IntegrityError` (the returned buffer is never handed out) if a chunk
-        fails on the way, ``TypeError``/``ValueError`` for an array not on this device.
+        Raises :class:`~cchet.IntegrityError` (the returned buffer is never handed out; ``out`` is
+        zeroed) if a chunk fails on the way, ``TypeError``/``ValueError`` for an array not on this
+        device or a bad ``out``.
         """
         src = self.device.as_bytes(array)
         n = int(src.nbytes)
+        if out is None:
+            dest = np.empty(n, dtype=np.uint8)
+        else:
+            if not isinstance(out, np.ndarray) or not out.flags.c_contiguous or not out.flags.writeable:
+                raise TypeError("out must be a writable C-contiguous numpy array")
+            if out.nbytes != n:
+                raise ValueError(f"out holds {out.nbytes} bytes, the array {n}")
+            dest = out.reshape(-1).view(np.uint8)
         stream_key = DataKey.generate()
         header = new_header(stream_key, n, self.chunk_size)
         cipher = ChunkCipher(stream_key, header, b"", threads=1)
-        out = np.empty(n, dtype=np.uint8)
         batches = _Batches(n, self.chunk_size, self.slot_chunks)
 
         def open_from(b: int, slot: npt.NDArray[np.uint8]) -> None:
@@ -339,7 +431,7 @@ class BounceChannel:
             _, sealed_len = batches.sealed(b)
             cipher.open_chunks(
                 slot[:sealed_len].data,
-                out[off : off + length].data,
+                dest[off : off + length].data,
                 batches.first(b),
                 final=batches.final(b),
             )
@@ -354,21 +446,41 @@ class BounceChannel:
                 context=b"",
                 mode="opened on CPU threads",
             )
-        except IntegrityError:
-            out[:] = 0
+        except (IntegrityError, KernelRefused):
+            dest[:] = 0
             raise
-        result: npt.NDArray[Any] = out.view(array.dtype).reshape(array.shape)
+        result: npt.NDArray[Any] = dest.view(array.dtype).reshape(array.shape)
         return result
 
     def to_host_sealed(self, array: Any, key: DataKey, *, context: bytes = b"") -> bytes:
         """Seal a device array on the device under ``key`` and ``context`` and return the sealed stream
-        (format v1, this channel's chunk size); the host only ever holds its ciphertext."""
+        (format v1, this channel's chunk size); the host only ever holds its ciphertext. See
+        :meth:`to_host_sealed_into` to write it into a reusable buffer instead.
+
+        Raises :class:`~cchet.gpu.device.KernelRefused` if the kernel refuses a launch.
+        """
+        n = int(self.device.as_bytes(array).nbytes)
+        out = np.empty(fmt.sealed_size(n, self.chunk_size), dtype=np.uint8)
+        self.to_host_sealed_into(array, key, out, context=context)
+        return out.tobytes()
+
+    def to_host_sealed_into(self, array: Any, key: DataKey, out: object, *, context: bytes = b"") -> int:
+        """:meth:`to_host_sealed` into ``out``, a writable buffer of at least ``cchet.sealed_size(
+        array.nbytes, chunk_size)`` bytes (reuse it across calls: no fresh pages, no extra copy);
+        returns the sealed stream's size. Work the caller queued on its current stream before the call
+        runs first. Raises ``ValueError`` for a short or read-only ``out``,
+        :class:`~cchet.gpu.device.KernelRefused` if the kernel refuses a launch.
+        """
         src = self.device.as_bytes(array)
         n = int(src.nbytes)
+        size = fmt.sealed_size(n, self.chunk_size)
+        view = memoryview(out).cast("B")  # type: ignore[arg-type]
+        if view.readonly or len(view) < size:
+            raise ValueError(f"out must be a writable buffer of >= {size} bytes")
+        dest = np.frombuffer(view, dtype=np.uint8, count=size)
         header = new_header(key, n, self.chunk_size)
-        out = np.empty(fmt.sealed_size(n, self.chunk_size), dtype=np.uint8)
-        out[: fmt.HEADER_SIZE] = np.frombuffer(header.pack(), dtype=np.uint8)
-        body = out[fmt.HEADER_SIZE :]
+        dest[: fmt.HEADER_SIZE] = np.frombuffer(header.pack(), dtype=np.uint8)
+        body = dest[fmt.HEADER_SIZE :]
         batches = _Batches(n, self.chunk_size, self.slot_chunks)
 
         def copy_from(b: int, slot: npt.NDArray[np.uint8]) -> None:
@@ -384,7 +496,7 @@ class BounceChannel:
             context=context,
             mode="sealed on device, kept sealed",
         )
-        return out.tobytes()
+        return size
 
     def _d2h(
         self,
@@ -398,8 +510,11 @@ class BounceChannel:
         mode: str,
     ) -> None:
         dev = self.device
-        schedule = StreamSchedule.for_stream(key, header, context, plan(self.slot_chunks, self.chunk_size))
-        gcm = dev.gcm(schedule, self.chunk_size)
+        schedule = StreamSchedule.for_stream(key, header, context, self._plan())
+        streams = self._streams()
+        caller = after_caller(dev, streams)  # src may still be in production on the caller's stream
+        gcm = dev.gcm(schedule, self.chunk_size, stream=self._pairs[0][1])
+        reports = self._reports(batches)
         S = self.slots
         stats = self._stats("device to host", mode, batches, ("seal", "copy", "cpu"))
         origin = self._pairs[0][0].record()
@@ -407,14 +522,26 @@ class BounceChannel:
         cpu_spans: list[Span] = []
         futures: dict[int, Future[None]] = {}
         copy_done: dict[int, Event] = {}
+        launches: dict[int, Launched] = {}
         device_events: list[tuple[str, int, Event, Event]] = []
+        stop = threading.Event()
+        failed: list[int] = []
 
         def cpu_stage(b: int, done: Event) -> None:
             done.synchronize()
+            if stop.is_set():
+                return
+            if not launches[b].accepted():  # its status word, read once, from the pinned report
+                raise KernelRefused("the kernel refused a seal launch of the transfer; nothing is returned")
             start = time.perf_counter() - t0
-            drain(b, self._host[b % S])
+            try:
+                drain(b, self._host[b % S])
+            except IntegrityError:
+                failed.append(b)
+                raise
             cpu_spans.append(Span("cpu", b, start, time.perf_counter() - t0))
 
+        errors: list[BaseException] = []
         try:
             for b in range(batches.count):
                 slot = b % S
@@ -425,7 +552,14 @@ class BounceChannel:
                 off, length = batches.plain(b)
                 _, sealed_len = batches.sealed(b)
                 k0 = kernel_stream.record()
-                gcm.seal(src[off : off + length], self._ring[slot], batches.batch(b), kernel_stream)
+                launches[b] = gcm.seal(
+                    src[off : off + length],
+                    self._ring[slot],
+                    batches.batch(b),
+                    kernel_stream,
+                    report=reports[b, :1],
+                    join_caller=False,
+                )
                 k1 = kernel_stream.record()
                 copy_stream.wait(k1)
                 c0 = copy_stream.record()
@@ -433,19 +567,24 @@ class BounceChannel:
                 copy_done[b] = c1 = copy_stream.record()
                 device_events.extend([("seal", b, k0, k1), ("copy", b, c0, c1)])
                 futures[b] = self._pool.submit(cpu_stage, b, c1)
+        except BaseException as e:
+            errors.append(e)
         finally:
-            errors = []
-            for f in futures.values():
-                try:
-                    f.result()
-                except IntegrityError as e:
-                    errors.append(e)
-            for pair in self._pairs:
-                for s in pair:
-                    s.synchronize()
+            if errors:
+                stop.set()
+            errors += wait_futures(list(futures.values()))
+            for s in streams:
+                s.synchronize()
+            caller_waits(caller, streams)
             self._finish_stats(stats, t0, origin, cpu_spans, device_events)
+            stats.aborted_at = min(failed) if failed else None
         if errors:
-            raise IntegrityError()
+            refused = next((e for e in errors if isinstance(e, KernelRefused)), None)
+            if refused is not None:
+                raise refused
+            if any(isinstance(e, IntegrityError) for e in errors):
+                raise IntegrityError()
+            raise errors[0]
 
     # ----------------------------------------------------------------------------------------- stats
 

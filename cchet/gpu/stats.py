@@ -60,6 +60,17 @@ class TransferStats:
     def gib_per_s(self) -> float:
         return self.nbytes / self.wall_seconds / 2**30 if self.wall_seconds > 0 else 0.0
 
+    def __str__(self) -> str:
+        """One line: direction, mode, device, size, time, throughput and each stage's busy time."""
+        sim = " (SIMULATED device: protects nothing, timings say nothing about a GPU)" if self.simulated else ""
+        stages = ", ".join(f"{st} {self.busy_seconds(st) * 1e3:.2f} ms" for st in self.stages)
+        aborted = f"; aborted at batch {self.aborted_at}" if self.aborted_at is not None else ""
+        return (
+            f"BounceChannel {self.direction} ({self.mode}) on {self.device}{sim}: {self.nbytes} bytes in "
+            f"{self.batches} batches, {self.wall_seconds * 1e3:.2f} ms, {self.gib_per_s:.2f} GiB/s; busy: {stages}"
+            f"{aborted}"
+        )
+
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(st)}</td><td>{sum(1 for s in self.spans if s.stage == st)}</td>"

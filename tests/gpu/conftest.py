@@ -21,9 +21,7 @@ HERE = Path(__file__).parent
 def gpu_missing() -> str | None:
     """Why the device tests cannot run here, or None when they can."""
     if importlib.util.find_spec("cupy") is None:
-        return (
-            "CuPy is not installed: pip install 'cchet[gpu]' (cupy-cuda13x) on a machine with an NVIDIA GPU"
-        )
+        return "CuPy is not installed: pip install 'cchet[gpu]' (cupy-cuda13x) on a machine with an NVIDIA GPU"
     try:
         cp = importlib.import_module("cupy")
         count = int(cp.cuda.runtime.getDeviceCount())

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from cchet import seal, unseal
+from cchet.crypto import format as fmt
 from cchet.gpu.channel import BounceChannel
 from cchet.hazmat.keys import DataKey
 
@@ -45,3 +46,22 @@ def test_staging_slots_hold_ciphertext_only(cp: Any) -> None:
         staged = [bytes(slot) for slot in ch._host]
     assert any(any(s) for s in staged)
     assert not any(canary[:16] in s for s in staged)
+
+
+def test_default_sizing_reused_output_and_the_callers_stream(cp: Any) -> None:
+    """Slots and threads sized from the host by default; to_host into a reused buffer; input produced on
+    the caller's own non-blocking stream is finished before it is sealed."""
+    a = np.random.default_rng(1).standard_normal((2048, 4096)).astype(np.float32)  # 32 MiB
+    out = np.empty(a.nbytes, dtype=np.uint8)
+    with BounceChannel(0, chunk_size=1 << 20) as ch:
+        assert ch.threads >= 1 and ch.slots >= 3
+        with cp.cuda.Stream(non_blocking=True):
+            d = ch.to_device(a)
+            y = d * 2  # queued on the caller's stream
+            for _ in range(2):
+                back = ch.to_host(y, out=out)
+                assert np.shares_memory(back, out) and np.array_equal(back, a * 2)
+        key = DataKey.generate()
+        buf = bytearray(fmt.sealed_size(a.nbytes, 1 << 20))
+        n = ch.to_host_sealed_into(d, key, buf)
+    assert unseal(key, bytes(buf[:n])) == a.tobytes()

@@ -8,6 +8,8 @@ ever hold ciphertext.
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 from typing import Any
 
 import numpy as np
@@ -17,11 +19,15 @@ from cchet import seal, unseal
 from cchet.crypto import format as fmt
 from cchet.errors import DeviceUnavailable, IntegrityError, SealedFormatError
 from cchet.gpu import channel as channel_module
+from cchet.gpu import schedule as sched
 from cchet.gpu.channel import BounceChannel
+from cchet.gpu.device import KernelRefused
 from cchet.gpu.fake_device import FakeDevice
+from cchet.gpu.schedule import StreamSchedule
 from cchet.hazmat.keys import DataKey
 
 CS = 4096
+KEY = DataKey.generate()
 
 
 def make(device: FakeDevice | None = None, **kw: Any) -> BounceChannel:
@@ -167,6 +173,7 @@ def test_tamper_mid_transfer_to_host_raises() -> None:
         dev.at_copy = dev.copies + 2  # the third download of the next transfer
         with pytest.raises(IntegrityError):
             ch.to_host(d)
+        assert ch.last_stats is not None and ch.last_stats.aborted_at == 2
 
 
 def test_canary_staging_slots_hold_ciphertext_only() -> None:
@@ -207,3 +214,177 @@ def test_ring_configurations(slots: int, slot_chunks: int, streams: int, threads
         assert np.array_equal(ch.to_host(d), data)
         st = ch.last_stats
         assert st is not None and st.batches == -(-12 // slot_chunks) and st.slots == slots
+
+
+# ------------------------------------------------------------------------------ stream order (review item 1)
+
+
+def produced_late(dev: FakeDevice, data: np.ndarray, delay: float = 0.05) -> Any:
+    """A device array whose contents the caller's current stream writes only after ``delay`` seconds: what
+    an asynchronous ``cupy.asarray`` or ``x * 2`` still in flight looks like."""
+    arr = dev.empty(data.nbytes)
+    arr[:] = 0
+
+    def produce() -> None:
+        time.sleep(delay)
+        arr[:] = data
+
+    dev.current_stream().submit(produce)
+    return arr
+
+
+def test_device_to_host_waits_for_the_callers_stream() -> None:
+    dev = FakeDevice()
+    data = np.random.default_rng(7).integers(1, 255, 5 * CS + 3, dtype=np.uint8)
+    key = DataKey.generate()
+    with make(dev) as ch:
+        assert np.array_equal(ch.to_host(produced_late(dev, data)), data)
+        blob = ch.to_host_sealed(produced_late(dev, data), key)
+        assert unseal(key, blob) == data.tobytes()
+        with dev.use(dev.stream()) as other:  # another current stream: that one is waited for
+            assert dev.current_stream() is other
+            assert np.array_equal(ch.to_host(produced_late(dev, data)), data)
+    dev.close()
+
+
+def test_callers_stream_runs_after_to_device() -> None:
+    dev = FakeDevice()
+    data = np.arange(3 * CS, dtype=np.uint8)
+    seen: list[bytes] = []
+    with make(dev) as ch:
+        out = ch.to_device(data)
+        dev.current_stream().submit(lambda: seen.append(np.asarray(out).tobytes()))
+        dev.current_stream().synchronize()
+    assert seen == [data.tobytes()]
+    dev.close()
+
+
+# ------------------------------------------------------------------ verdicts read once (review item 2)
+
+
+def test_each_verdict_is_read_once() -> None:
+    dev = FakeDevice(kernel_seconds=0.001)
+    data = np.random.default_rng(8).integers(0, 255, 20 * CS + 1, dtype=np.uint8)
+    with make(dev, slots=3, slot_chunks=2) as ch:
+        d = ch.to_device(data)
+        up = list(dev.launches)
+        assert len(up) == 11 and all(launch.reads == 1 for launch in up)
+        assert np.array_equal(ch.to_host(d), data)
+        down = dev.launches[len(up) :]
+        assert len(down) == 11 and all(launch.reads == 1 for launch in down)  # each seal's status word
+
+
+def test_tamper_stops_the_transfer_reading_each_verdict_once() -> None:
+    dev = TamperingDevice(at_copy=2, kernel_seconds=0.002)
+    data = np.full(40 * CS, 5, dtype=np.uint8)
+    with make(dev, slots=3, slot_chunks=1, threads=1) as ch:
+        with pytest.raises(IntegrityError):
+            ch.to_device(data)
+        st = ch.last_stats
+    assert st is not None and st.aborted_at == 2
+    assert dev.copies < 40  # stopped early: later batches were never copied
+    assert all(launch.reads <= 1 for launch in dev.launches)
+    assert [launch.reads for launch in dev.launches[:3]] == [1, 1, 1]
+    assert not np.asarray(dev.outputs[-1]).any()
+
+
+# ------------------------------------------------------------------------- sizing and reuse (item 2)
+
+
+def test_default_threads_and_slots() -> None:
+    with BounceChannel(FakeDevice(), chunk_size=CS) as ch:
+        assert ch.threads == channel_module.default_threads() == min(32, len(os.sched_getaffinity(0)))
+        assert ch.slots == max(3, ch.threads + 2 * 2)
+        assert f"threads={ch.threads}" in repr(ch)
+    assert channel_module.default_slots(16, 2, 4 << 20) == 20
+    assert channel_module.default_slots(32, 2, 64 << 20) == 4  # the pinned budget caps it
+    assert channel_module.default_slots(1, 1, 1 << 20) == 3
+    with BounceChannel(FakeDevice(), slots=2, threads=5, chunk_size=CS) as ch:  # explicit values stay
+        assert (ch.slots, ch.threads) == (2, 5)
+    with pytest.raises(ValueError):
+        BounceChannel(FakeDevice(), threads=0)
+
+
+def test_to_host_into_a_reused_buffer() -> None:
+    a = np.random.default_rng(9).standard_normal((33, 70)).astype(np.float32)
+    out = np.empty(a.nbytes, dtype=np.uint8)
+    with make() as ch:
+        d = ch.to_device(a)
+        for _ in range(2):
+            back = ch.to_host(d, out=out)
+            assert np.shares_memory(back, out) and back.shape == a.shape and np.array_equal(back, a)
+        with pytest.raises(ValueError, match="bytes"):
+            ch.to_host(d, out=np.empty(10, dtype=np.uint8))
+        with pytest.raises(TypeError):
+            ch.to_host(d, out=b"x" * a.nbytes)  # type: ignore[arg-type]
+
+
+def test_to_host_sealed_into_a_reused_buffer() -> None:
+    key = DataKey.generate()
+    a = np.random.default_rng(10).integers(0, 255, 3 * CS + 9, dtype=np.uint8)
+    buf = bytearray(fmt.sealed_size(a.nbytes, CS) + 5)
+    with make() as ch:
+        d = ch.to_device(a)
+        size = ch.to_host_sealed_into(d, key, buf, context=b"c")
+        assert size == fmt.sealed_size(a.nbytes, CS)
+        assert unseal(key, bytes(buf[:size]), context=b"c") == a.tobytes()
+        with pytest.raises(ValueError, match="writable"):
+            ch.to_host_sealed_into(d, key, bytes(buf))
+
+
+def test_tamper_into_a_reused_buffer_zeroes_it() -> None:
+    dev = TamperingDevice(at_copy=10**9)
+    out = np.full(6 * CS, 0xAA, dtype=np.uint8)
+    with make(dev, slots=2, slot_chunks=1) as ch:
+        d = ch.to_device(np.full(6 * CS, 9, dtype=np.uint8))
+        dev.at_copy = dev.copies + 2
+        with pytest.raises(IntegrityError):
+            ch.to_host(d, out=out)
+    assert not out.any()
+
+
+# ----------------------------------------------------------------------- kernel status (review item 3a)
+
+
+def test_a_refused_seal_launch_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schedule whose geometry words do not match the kernels: the kernel refuses, the transfer raises
+    KernelRefused and returns nothing (before, the device-to-host seal path never read the status)."""
+    real = StreamSchedule.for_stream
+
+    def bad_geometry(*args: Any, **kwargs: Any) -> StreamSchedule:
+        s = real(*args, **kwargs)
+        words = s.words.copy()
+        words[sched.GEOM + 1] = 100  # not a multiple of the lanes
+        return StreamSchedule(words=words, geometry=s.geometry)
+
+    with make() as ch:
+        d = ch.to_device(np.ones(3 * CS, dtype=np.uint8))
+        monkeypatch.setattr(StreamSchedule, "for_stream", bad_geometry)
+        with pytest.raises(KernelRefused):
+            ch.to_host_sealed(d, DataKey.generate())
+        out = np.full(3 * CS, 7, dtype=np.uint8)
+        with pytest.raises(KernelRefused):
+            ch.to_host(d, out=out)
+        assert not out.any()
+
+
+# --------------------------------------------------------------------- offsets past 4 GiB (review item 3e)
+
+
+def test_batches_of_a_stream_longer_than_4_gib() -> None:
+    """The channel's batch arithmetic for a 5 GiB stream (nothing allocated): offsets past 2^32 stay exact
+    and tile the stream and its sealed body."""
+    n, cs, per = (5 << 30) + 12345, 1 << 20, 4
+    b = channel_module._Batches(n, cs, per)
+    assert b.chunks == fmt.chunk_count(n, cs) and b.count == -(-b.chunks // per)
+    plain_end = sealed_end = 0
+    for i in range(b.count):
+        off, length = b.plain(i)
+        soff, slen = b.sealed(i)
+        assert off == plain_end and soff == sealed_end
+        assert slen == length + fmt.TAG_SIZE * b.n_chunks(i)
+        assert b.batch(i).first_index * cs == off
+        plain_end, sealed_end = off + length, soff + slen
+    assert plain_end == n and sealed_end == fmt.sealed_size(n, cs) - fmt.HEADER_SIZE
+    last = b.batch(b.count - 1)
+    assert last.final and last.first_index * cs > 1 << 32 and last.last_len == 12345

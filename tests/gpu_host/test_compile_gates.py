@@ -65,6 +65,19 @@ def test_nvrtc_with_loader_options_empty_log(cu: Path, arch: str) -> None:
         assert f".entry {name}(" in result.ptx
 
 
+@pytest.mark.parametrize(
+    "defines", [{"CCHET_TABLE_LAYOUT_CONFLICT": 1}, {"CCHET_MIN_BLOCKS_PER_SM": 3}], ids=lambda d: next(iter(d))
+)
+def test_nvrtc_compile_time_variants_empty_log(defines: dict[str, int]) -> None:
+    """The variants loader.module(defines=...) builds (the timing test's leaky positive control, the
+    occupancy knob) pass the same gate."""
+    nvrtc = _nvrtc()
+    options = (*loader.NVRTC_OPTIONS, *loader.define_options(defines), "--gpu-architecture=sm_90")
+    result = nvrtc.compile_to_ptx(loader.source(), "aes_gcm.cu", options)  # type: ignore[attr-defined]
+    assert result.ok, result.log
+    assert result.log == ""
+
+
 def test_nvrtc_messages_name_the_real_file_and_line() -> None:
     nvrtc = _nvrtc()
     code = loader.source()

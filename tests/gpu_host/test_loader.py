@@ -110,12 +110,8 @@ def test_bench_script_runs_on_the_fake_device(tmp_path: Path) -> None:
 
     result = json.loads(out.read_text())
     assert result["device"]["simulated"] is True
-    assert set(result["channel"]["threads_1"]["median_s"]) == {
-        "pinned_copy",
-        "h2d_channel",
-        "d2h_channel",
-        "h2d_presealed",
-    }
+    cfg = result["channel"]["configs"]["slots_4_threads_1"]
+    assert set(cfg["median_s"]) == {"pinned_h2d", "pinned_d2h", "h2d_channel", "d2h_channel", "h2d_presealed"}
 
 
 def test_installed_layout_reads_package_data(tmp_path: Path) -> None:

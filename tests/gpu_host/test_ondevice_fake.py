@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +12,10 @@ import pytest
 from cchet import seal, unseal
 from cchet.errors import IntegrityError, SealedFormatError
 from cchet.gpu import ondevice
+from cchet.gpu import schedule as sched
+from cchet.gpu.device import KernelRefused
 from cchet.gpu.fake_device import FakeDevice
+from cchet.gpu.schedule import StreamSchedule
 from cchet.hazmat.keys import DataKey
 
 KEY = DataKey.generate()
@@ -55,3 +60,38 @@ def test_unseal_on_device_tamper_zeroes(dev: FakeDevice, monkeypatch: pytest.Mon
     assert not np.asarray(outputs[-1]).any()
     with pytest.raises(SealedFormatError):
         ondevice.unseal(KEY, put(dev, bytes(blob[:40])), device=dev)
+
+
+def test_seal_and_unseal_wait_for_the_callers_stream(dev: FakeDevice) -> None:
+    """Input still being produced on the caller's current stream is finished before it is read."""
+    data = os.urandom(3 * 4096 + 11)
+
+    def late(payload: bytes) -> object:
+        buf = dev.empty(len(payload))
+        buf[:] = 0
+
+        def produce() -> None:
+            time.sleep(0.05)
+            buf[:] = np.frombuffer(payload, dtype=np.uint8)
+
+        dev.current_stream().submit(produce)
+        return buf
+
+    sealed = ondevice.seal(KEY, late(data), context=b"c", chunk_size=4096, device=dev)
+    assert unseal(KEY, np.asarray(sealed).tobytes(), context=b"c") == data
+    blob = seal(KEY, data, context=b"c", chunk_size=4096)
+    assert np.asarray(ondevice.unseal(KEY, late(blob), context=b"c", device=dev)).tobytes() == data
+
+
+def test_seal_raises_when_the_kernel_refuses(dev: FakeDevice, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = StreamSchedule.for_stream
+
+    def bad_geometry(*args: Any, **kwargs: Any) -> StreamSchedule:
+        s = real(*args, **kwargs)
+        words = s.words.copy()
+        words[sched.GEOM] = 128  # lanes the kernel was not built for
+        return StreamSchedule(words=words, geometry=s.geometry)
+
+    monkeypatch.setattr(StreamSchedule, "for_stream", bad_geometry)
+    with pytest.raises(KernelRefused):
+        ondevice.seal(KEY, put(dev, os.urandom(5000)), chunk_size=4096, device=dev)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cchet.crypto import format as fmt
+from cchet.crypto.engine import ChunkCipher
 from cchet.crypto.oneshot import new_header, seal_stream_into
 from cchet.errors import IntegrityError
 from cchet.gpu import aes256, gf128, reference
@@ -203,3 +204,29 @@ def test_geometry_plan() -> None:
     assert small.segment_blocks == 256 and small.segments == 1
     with pytest.raises(ValueError):
         Geometry(lanes=3, segment_blocks=3, segments=1)
+
+
+@pytest.mark.parametrize("length", ["known", "unknown"])
+def test_batch_past_4_gib_matches_cpu_engine(length: str) -> None:
+    """Chunks whose byte offsets lie past 2^32 (here, the last three of a 64 GiB stream: chunk indices
+    near 2^24), sealed and opened as one batch without the rest of the stream: the reference's counters,
+    nonces and tags equal the CPU engine's, and tampering there is caught and zeroed."""
+    chunks = 1 << 24
+    n = (chunks - 1) * CS + 100
+    header = new_header(KEY, n if length == "known" else None, CS)
+    first = chunks - 3
+    assert first * CS > 1 << 32
+    tail = os.urandom(2 * CS + 100)
+    cpu = bytearray(len(tail) + 3 * fmt.TAG_SIZE)
+    ChunkCipher(KEY, header, b"far").seal_chunks(memoryview(tail), memoryview(cpu), first, final=True)
+    schedule = StreamSchedule.for_stream(KEY, header, b"far", plan(3, CS))
+    body, trace = reference.seal_batch(schedule, tail, CS, first, final=True)
+    assert body == bytes(cpu)
+    assert (
+        trace.counter_blocks[0, 0, 1] & 0xFF == first >> 24 and trace.counter_blocks[0, 0, 2] >> 8 == first & 0xFFFFFF
+    )
+    bad = bytearray(body)
+    bad[2 * (CS + 16) + 3] ^= 1
+    plain, ok, _ = reference.open_batch(schedule, bytes(bad), CS, first, final=True)
+    assert ok.tolist() == [True, True, False]
+    assert plain[: 2 * CS] == tail[: 2 * CS] and plain[2 * CS :] == bytes(100)

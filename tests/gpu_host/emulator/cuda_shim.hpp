@@ -30,6 +30,7 @@ struct uint2 {
 inline thread_local dim3 threadIdx;
 inline dim3 blockIdx;
 inline dim3 blockDim;
+inline dim3 gridDim;
 
 namespace emu {
 inline std::unique_ptr<std::barrier<>> block_barrier;
@@ -85,6 +86,7 @@ inline unsigned int table_read(const unsigned int* table, unsigned int word) {
 template <typename F>
 void launch(unsigned int grid, unsigned int block, F kernel) {
   blockDim.x = block;
+  gridDim.x = grid;
   warp_slots.assign(block, 0ull);
   for (unsigned int b = 0; b < grid; ++b) {
     blockIdx.x = b;

@@ -3,7 +3,8 @@
 // Usage: run_kernels seal|open DIR. DIR holds sched.bin (u32 words), src.bin, dst.bin (initial output
 // bytes) and params.txt ("first_index last_index n_chunks last_len chunk_log2 grid_segments"). Writes
 // dst.bin, partial.bin, ek_j0.bin, verdicts.bin and status.bin back into DIR, and banks.txt: the number
-// of T-table reads and how many of them left the reading lane's bank.
+// of T-table reads and how many of them left the reading lane's bank. params.txt may end with two more
+// numbers, the grids of the segments and finish launches (default: one block per work item / chunk).
 #include "cuda_shim.hpp"
 
 #include "aes_gcm.cu"
@@ -40,8 +41,13 @@ int main(int argc, char** argv) {
   std::vector<unsigned char> dst = read_file<unsigned char>(dir + "dst.bin");
   unsigned int first_index, n_chunks, last_len, chunk_log2, grid_segments;
   long long last_index;
-  std::ifstream(dir + "params.txt") >> first_index >> last_index >> n_chunks >> last_len >> chunk_log2 >>
-      grid_segments;
+  std::ifstream params(dir + "params.txt");
+  params >> first_index >> last_index >> n_chunks >> last_len >> chunk_log2 >> grid_segments;
+  unsigned int segments_grid = n_chunks * grid_segments, finish_grid = n_chunks;
+  if (!(params >> segments_grid >> finish_grid)) {
+    segments_grid = n_chunks * grid_segments;
+    finish_grid = n_chunks;
+  }
   // Keep both buffers 8-byte aligned, as on the device.
   std::vector<unsigned long long> src_store((src.size() + 7) / 8 + 1), dst_store((dst.size() + 7) / 8 + 1);
   unsigned char* s = reinterpret_cast<unsigned char*>(src_store.data());
@@ -51,7 +57,7 @@ int main(int argc, char** argv) {
   std::vector<unsigned int> partial(4u * n_chunks * grid_segments, 0u), ek_j0(4u * n_chunks, 0u),
       verdicts(n_chunks, 7u), status(1, 0u);
   const bool seal = mode == "seal";
-  emu::launch(n_chunks * grid_segments, CCHET_LANES, [&] {
+  emu::launch(segments_grid, CCHET_LANES, [&] {
     if (seal) {
       cchet_gcm_seal_segments(sched.data(), s, d, first_index, last_index, n_chunks, last_len, chunk_log2,
                               grid_segments, partial.data(), ek_j0.data(), status.data());
@@ -60,7 +66,7 @@ int main(int argc, char** argv) {
                               grid_segments, partial.data(), ek_j0.data(), status.data());
     }
   });
-  emu::launch(n_chunks, CCHET_LANES, [&] {
+  emu::launch(finish_grid, CCHET_LANES, [&] {
     if (seal) {
       cchet_gcm_seal_finish(sched.data(), d, s, first_index, last_index, n_chunks, last_len, chunk_log2,
                             grid_segments, partial.data(), ek_j0.data(), verdicts.data());
