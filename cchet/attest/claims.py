@@ -7,6 +7,7 @@ measurements, plain numbers and strings for the rest. ``cchet policy from-eviden
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from cryptography.x509.oid import NameOID
@@ -17,7 +18,7 @@ from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
 from cchet.attest.formats.snp import POLICY_MIGRATE_MA, POLICY_SMT, SnpReport
 from cchet.errors import EvidenceFormatError
 
-__all__ = ["cpu_claims", "gpu_chip", "gpu_claims", "gpu_rim_ids"]
+__all__ = ["cpu_claims", "gpu_chip", "gpu_claims", "gpu_identity", "gpu_rim_ids", "identity_of_chain"]
 
 
 def _tdx(body: TdReportBody) -> dict[str, Any]:
@@ -89,6 +90,21 @@ def gpu_chip(gpu: GpuEvidence) -> str | None:
         return None
     first = str(names[0].value).split(" ", 1)[0]
     return first or None
+
+
+def identity_of_chain(pem: bytes) -> str:
+    """A GPU's identity: the SHA-256 (hex) of its device certificate, the first of the PEM chain that NVML
+    serves for it and that signs its attestation reports; "" when the chain holds no certificate."""
+    try:
+        ders = parse_pem_chain(pem).ders
+    except EvidenceFormatError:
+        return ""
+    return hashlib.sha256(ders[0]).hexdigest() if ders else ""
+
+
+def gpu_identity(gpu: GpuEvidence) -> str:
+    """The identity (:func:`identity_of_chain`) of the GPU that signed this report."""
+    return identity_of_chain(gpu.certificates)
 
 
 def gpu_rim_ids(gpu: GpuEvidence) -> tuple[str, ...]:

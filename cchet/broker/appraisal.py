@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cchet.attest.binding import Binding
+from cchet.attest.evidence import CompositeEvidence
 from cchet.attest.result import AttestationResult
 from cchet.attest.verify.options import VerifyOptions
 from cchet.broker.broker import Appraisal
@@ -25,9 +26,12 @@ from cchet.errors import AttestationError
 __all__ = ["EvidenceAppraiser"]
 
 
-def _appraisal(result: AttestationResult) -> Appraisal:
+def _appraisal(result: AttestationResult, evidence: CompositeEvidence) -> Appraisal:
+    from cchet.attest.claims import gpu_identity
+
     cpu = next((d for d in result.devices if d.device == "cpu"), None)
     gpus = [d for d in result.devices if d.device.startswith("gpu")]
+    passed = {d.device for d in gpus if result.accepted and d.status == "affirming"}
     return Appraisal(
         tuple(result.reasons),
         result.simulated,
@@ -37,6 +41,7 @@ def _appraisal(result: AttestationResult) -> Appraisal:
         gpus=len(gpus),
         gpus_affirmed=bool(gpus) and result.accepted and all(d.status == "affirming" for d in gpus),
         warnings=result.warnings,
+        gpu_identities=tuple(gpu_identity(g) for g in evidence.gpus if f"gpu{g.index}" in passed),
     )
 
 
@@ -64,6 +69,6 @@ class EvidenceAppraiser:
         verified = verify_evidence(composite, self.options)
         issued = verified.verified_at - dt.timedelta(seconds=nonce_age_s)
         return tuple(
-            _appraisal(evaluate(verified, policy, nonce=nonce, binding=binding, nonce_issued_at=issued))
+            _appraisal(evaluate(verified, policy, nonce=nonce, binding=binding, nonce_issued_at=issued), composite)
             for policy in policies
         )

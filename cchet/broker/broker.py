@@ -77,8 +77,9 @@ def bundle_info(report_data: bytes) -> bytes:
 class Appraisal:
     """What an appraiser concluded about one piece of evidence under one policy: ``tee_kind`` is the CPU TEE
     the evidence proved, ``gpus`` how many GPU reports it held, ``gpus_affirmed`` whether every one of them
-    passed, and ``warnings`` what an accepting policy let through only because it opted out of a default
-    (``measurements="any"``, ``gpu_measurements="unchecked"``, ``gpu_allow_devtools``)."""
+    passed, ``warnings`` what an accepting policy let through only because it opted out of a default
+    (``measurements="any"``, ``gpu_measurements="unchecked"``, ``gpu_allow_devtools``), and
+    ``gpu_identities`` the SHA-256 of the attestation certificate of each GPU whose report passed."""
 
     reasons: tuple[str, ...]
     simulated: bool
@@ -89,6 +90,7 @@ class Appraisal:
     gpus: int = 0
     gpus_affirmed: bool = False
     warnings: tuple[str, ...] = ()
+    gpu_identities: tuple[str, ...] = ()
 
 
 class Appraiser(Protocol):
@@ -292,6 +294,8 @@ class KeyBroker:
                     tee_kind=appraisal.tee_kind,
                     gpus=appraisal.gpus,
                     gpus_affirmed=appraisal.gpus_affirmed,
+                    gpu_identity=request.gpu_identity,
+                    gpu_identities=appraisal.gpu_identities,
                 )
         reasons = _capped(reasons)
         requester = _requester(request, ticket)
@@ -359,7 +363,12 @@ class KeyBroker:
             "transcript": report_data.hex(),
             "request_digest": b64e(digest),
             "simulated": appraisal.simulated,
-            "appraised": {"tee": appraisal.tee_kind, "gpus": appraisal.gpus, "gpus_affirmed": appraisal.gpus_affirmed},
+            "appraised": {
+                "tee": appraisal.tee_kind,
+                "gpus": appraisal.gpus,
+                "gpus_affirmed": appraisal.gpus_affirmed,
+                "gpu_identities": list(appraisal.gpu_identities),
+            },
         }
         return sign_body(self._identity, "response", body)
 

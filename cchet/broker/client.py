@@ -48,6 +48,7 @@ class Appraised:
     tee_kind: str = ""
     gpus: int = 0
     gpus_affirmed: bool = False
+    gpu_identities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, repr=False)
@@ -106,29 +107,36 @@ class BrokerClient:
         self.attestations = 0
 
     def keys(
-        self, key_ids: Iterable[bytes], *, function: str, data_ids: Iterable[str] = (), ticket: bytes = b""
+        self,
+        key_ids: Iterable[bytes],
+        *,
+        function: str,
+        data_ids: Iterable[str] = (),
+        ticket: bytes = b"",
+        gpu_identity: str = "",
     ) -> ReleasedKeys:
         """The released keys for ``key_ids``, attesting only when no fresh release is cached. ``ticket`` is the
-        data owner's call ticket for ``function`` (every key but a cluster key needs one).
+        data owner's call ticket for ``function`` (every key but a cluster key needs one); ``gpu_identity`` the
+        GPU a ``gpu='cc'`` call runs on (:func:`cchet.attest.claims.identity_of_chain` of its certificates).
 
         Raises :class:`~cchet.KeyReleaseDenied` with the broker's reasons, or :class:`~cchet.BrokerError`
         when the broker is unreachable or its answer is not authentic.
         """
         ids = tuple(sorted(set(key_ids)))
         data = tuple(sorted(set(data_ids)))
-        slot = (ids, function, data, ticket)
+        slot = (ids, function, data, ticket, gpu_identity)
         with self._lock:
             gate = self._inflight.setdefault(slot, threading.Lock())
         with gate:
             cached = self._cache.get(slot)
             if cached is not None and cached.expires - self._margin > self._clock():
                 return cached
-            released = self._attest(ids, function, data, ticket)
+            released = self._attest(ids, function, data, ticket, gpu_identity)
             self._cache[slot] = released
             return released
 
     def _attest(
-        self, key_ids: tuple[bytes, ...], function: str, data_ids: tuple[str, ...], ticket: bytes
+        self, key_ids: tuple[bytes, ...], function: str, data_ids: tuple[str, ...], ticket: bytes, gpu_identity: str
     ) -> ReleasedKeys:
         request = KeyRequest(
             node_id=self.node_id,
@@ -139,6 +147,7 @@ class BrokerClient:
             cchet_version=__version__,
             gpus=self._attester.gpu_count,
             ticket=ticket,
+            gpu_identity=gpu_identity,
         )
         digest = request.digest(self.broker_id)
         try:
@@ -194,7 +203,12 @@ class BrokerClient:
             if not isinstance(token, str):
                 raise ProtocolError("the response carries no token")
             facts = body.get("appraised") or {}
-            appraised = Appraised(str(facts["tee"]), int(facts["gpus"]), facts["gpus_affirmed"] is True)
+            identities = facts.get("gpu_identities", [])
+            if not isinstance(identities, list) or not all(isinstance(i, str) for i in identities):
+                raise ProtocolError("appraised.gpu_identities must be a list of strings")
+            appraised = Appraised(
+                str(facts["tee"]), int(facts["gpus"]), facts["gpus_affirmed"] is True, tuple(identities)
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise BrokerError(f"untrustworthy response from the broker: {e}") from None
         return ReleasedKeys(keys, seal_with, token, float(bundle["expires"]), bool(body.get("simulated")), appraised)

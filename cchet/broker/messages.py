@@ -28,6 +28,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,16 @@ def canonical_json(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _optional_text(doc: dict[str, Any], name: str) -> str:
+    value = doc.get(name, "")
+    if not isinstance(value, str):
+        raise ProtocolError(f"field {name!r} must be a string")
+    return value
+
+
 def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     if name not in doc:
         raise ProtocolError(f"missing field {name!r}")
@@ -149,8 +160,10 @@ class KeyRequest:
 
     ``function`` is the function identity (the hex digest of the function's sealed code, or a pseudo-function
     such as ``cchet.node-join``); ``node_id`` the Ray node; ``tee_kind`` the CPU TEE it will prove; ``ticket``
-    the data owner's call ticket (:mod:`cchet.broker.tickets`), empty when the request needs none. The digest
-    that the evidence binds is :meth:`digest`.
+    the data owner's call ticket (:mod:`cchet.broker.tickets`), empty when the request needs none;
+    ``gpu_identity`` the SHA-256 (hex) of the attestation certificate of the GPU the call runs on, for a
+    ``gpu='cc'`` call (the broker releases nothing unless a report of that GPU passed). The digest that the
+    evidence binds is :meth:`digest`.
     """
 
     node_id: str
@@ -162,6 +175,7 @@ class KeyRequest:
     version: int = PROTOCOL_VERSION
     gpus: int = 0
     ticket: bytes = b""
+    gpu_identity: str = ""
 
     def __post_init__(self) -> None:
         if self.tee_kind not in TEE_KINDS:
@@ -182,11 +196,13 @@ class KeyRequest:
         if not 0 <= self.gpus <= 255:
             raise ProtocolError("gpus must be 0..255")
         _bounded("ticket", len(self.ticket), MAX_TICKET, "MAX_TICKET", "bytes")
+        if self.gpu_identity and not _HEX64.fullmatch(self.gpu_identity):
+            raise ProtocolError("gpu_identity must be 64 lowercase hex digits (a SHA-256) or empty")
 
     def digest(self, broker_id: bytes) -> bytes:
         """SHA-256 of the canonical, length-prefixed request: version, broker id, node id, TEE kind, cchet
-        version, function identity, sorted key ids, sorted data ids, GPU count, call ticket (DESIGN.md
-        section 4)."""
+        version, function identity, sorted key ids, sorted data ids, GPU count, call ticket, the identity of
+        the GPU the call runs on (DESIGN.md section 4)."""
         parts = [
             b"cchet/v1/request\x00",
             struct.pack(">H", self.version),
@@ -201,6 +217,7 @@ class KeyRequest:
             *(_lp(d.encode()) for d in sorted(self.data_ids)),
             struct.pack(">B", self.gpus),
             _lp(self.ticket),
+            _lp(self.gpu_identity.encode()),
         ]
         return hashlib.sha256(b"".join(parts)).digest()
 
@@ -215,6 +232,7 @@ class KeyRequest:
             "cchet_version": self.cchet_version,
             "gpus": self.gpus,
             "ticket": b64e(self.ticket),
+            "gpu_identity": self.gpu_identity,
         }
 
     @classmethod
@@ -241,6 +259,7 @@ class KeyRequest:
             version=version,
             gpus=_field(d, "gpus", int),
             ticket=b64d(d.get("ticket", ""), "ticket", max_size=MAX_TICKET),
+            gpu_identity=_optional_text(d, "gpu_identity"),
         )
 
 

@@ -161,12 +161,30 @@ def verify_ticket(ticket: CallTicket, job_key: DataKey, *, now: float) -> None:
         raise TicketError("the call ticket has expired")
 
 
-def unmet_requirements(tee: str, gpu: str | None, *, tee_kind: str, gpus: int, gpus_affirmed: bool) -> list[str]:
+def unmet_requirements(
+    tee: str,
+    gpu: str | None,
+    *,
+    tee_kind: str,
+    gpus: int,
+    gpus_affirmed: bool,
+    gpu_identity: str = "",
+    gpu_identities: tuple[str, ...] = (),
+) -> list[str]:
     """The call requirements (``tee``, ``gpu``) that appraised evidence -- of CPU TEE ``tee_kind`` with ``gpus``
-    GPU reports, all passing when ``gpus_affirmed`` -- does not meet."""
+    GPU reports, all passing when ``gpus_affirmed``, those of the GPUs ``gpu_identities`` (SHA-256 of each
+    GPU's attestation certificate) passing -- does not meet. A ``gpu='cc'`` call must also run on one of those
+    GPUs: ``gpu_identity``, the GPU the worker says the call runs on."""
     out = []
     if tee not in ("any", tee_kind):
         out.append(f"the call needs tee={tee!r}; the appraised evidence proves {tee_kind or 'no CPU TEE'!r}")
     if gpu == "cc" and not (gpus and gpus_affirmed):
         out.append(f"the call needs gpu='cc'; the appraised evidence holds {gpus} GPU report(s), not all passing")
+    elif gpu == "cc" and gpu_identity not in gpu_identities:
+        named = f"GPU {gpu_identity[:16]}..." if gpu_identity else "no GPU"
+        attested = ", ".join(i[:16] + "..." for i in gpu_identities) or "none"
+        out.append(
+            f"the call needs gpu='cc' and runs on {named}, which is not one of the attested GPUs whose report "
+            f"passed ({attested}): keys for a GPU call go only to the GPU that was attested"
+        )
     return out

@@ -21,7 +21,7 @@ from cchet.errors import IntegrityError
 from cchet.hazmat.aead import SegmentCipher, new_cipher
 from cchet.hazmat.keys import DataKey, data_key_bytes
 
-__all__ = ["MIN_BYTES_PER_THREAD", "ChunkCipher", "default_threads", "zero"]
+__all__ = ["MIN_BYTES_PER_THREAD", "ChunkCipher", "StreamChunks", "default_threads", "zero"]
 
 # Below this much work per thread, handing chunks to another thread costs more than it saves.
 MIN_BYTES_PER_THREAD = 1 << 20
@@ -63,31 +63,31 @@ def _runs(count: int, parts: int) -> list[tuple[int, int]]:
     return runs
 
 
-class ChunkCipher:
-    """Seals and opens the chunks of one stream: its stream key, AAD and nonce prefix, fixed.
+class StreamChunks:
+    """Seals and opens the chunks of one stream given what a sealing device is given: the stream key, the
+    chunk AAD and the nonce prefix (:class:`ChunkCipher` derives them from a data key and a header).
 
     Callers hand it batches of whole chunks; it decides nothing about where a stream ends beyond the
     ``final`` flag it is given, so the one-shot and streaming APIs share it.
     """
 
-    __slots__ = ("_aad", "_cipher", "_prefix", "chunk_size", "header", "header_bytes", "threads")
+    __slots__ = ("_aad", "_cipher", "_prefix", "chunk_size", "threads")
 
     def __init__(
         self,
-        key: DataKey,
-        header: fmt.Header,
-        context: bytes,
+        stream_key: bytes,
+        aad: bytes,
+        nonce_prefix: bytes,
+        chunk_size: int,
         *,
         threads: int | None = None,
         backend: str | None = None,
     ) -> None:
-        self.header = header
-        self.header_bytes = header.pack()
-        self.chunk_size = header.chunk_size
+        self.chunk_size = chunk_size
         self.threads = _check_threads(threads)
-        self._cipher: SegmentCipher = new_cipher(fmt.stream_key(data_key_bytes(key), header), backend)
-        self._aad = fmt.chunk_aad(self.header_bytes, context)
-        self._prefix = header.nonce_prefix
+        self._cipher: SegmentCipher = new_cipher(stream_key, backend)
+        self._aad = aad
+        self._prefix = nonce_prefix
 
     def _parallel(self, count: int, nbytes: int, run: Callable[[int, int], bool]) -> bool:
         parts = max(1, min(self.threads, count, nbytes // MIN_BYTES_PER_THREAD))
@@ -157,6 +157,32 @@ class ChunkCipher:
             zero(dst[:plain])
             raise IntegrityError()
         return plain
+
+
+class ChunkCipher(StreamChunks):
+    """:class:`StreamChunks` of the stream ``header`` describes, under data key ``key`` and ``context``."""
+
+    __slots__ = ("header", "header_bytes")
+
+    def __init__(
+        self,
+        key: DataKey,
+        header: fmt.Header,
+        context: bytes,
+        *,
+        threads: int | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self.header = header
+        self.header_bytes = header.pack()
+        super().__init__(
+            fmt.stream_key(data_key_bytes(key), header),
+            fmt.chunk_aad(self.header_bytes, context),
+            header.nonce_prefix,
+            header.chunk_size,
+            threads=threads,
+            backend=backend,
+        )
 
 
 def _check_threads(threads: int | None) -> int:

@@ -64,6 +64,7 @@ class CallEnvelope:
     args: tuple[ArgSlot, ...]
     kwargs: tuple[tuple[str, ArgSlot], ...]
     actor: ActorCall | None = None
+    device_args: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,11 @@ def seal_call(
     args: Iterable[Any],
     kwargs: Mapping[str, Any],
     actor: ActorCall | None = None,
+    device_args: bool = False,
 ) -> SealedCall:
-    """Seal a call of ``function`` (its identity) under the session's ``job_key``."""
+    """Seal a call of ``function`` (its identity) under the session's ``job_key``. A ``gpu='cc'`` call seals
+    every argument as its own value, which the worker opens where the envelope says (``device_args``: array
+    arguments onto the GPU), rather than inside the envelope, which it must open on the CPU to learn that."""
     call_id = os.urandom(16)
     payloads: list[Any] = []
 
@@ -116,7 +120,7 @@ def seal_call(
         if isinstance(value, SealedRef):
             payloads.append(value.ref)
             return ArgSlot("ref", payload=len(payloads) - 1, descriptor=value.descriptor)
-        if not _large(value):
+        if gpu != "cc" and not _large(value):
             return ArgSlot("value", value=value)
         payloads.append(seal_value(job_key, value, context(Role.ARG, session_id, function, call_id, i)))
         return ArgSlot("sealed", payload=len(payloads) - 1)
@@ -131,6 +135,7 @@ def seal_call(
         args=tuple(slot(i, v) for i, v in enumerate(positional)),
         kwargs=tuple((name, slot(len(positional) + j, kwargs[name])) for j, name in enumerate(sorted(kwargs))),
         actor=actor,
+        device_args=gpu == "cc" and device_args,
     )
     sealed = seal_value(job_key, envelope, context(Role.CALL, session_id, function, call_id))
     if len(sealed) <= INLINE_ENVELOPE_BYTES:

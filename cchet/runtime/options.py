@@ -37,10 +37,13 @@ def _policy(value: object) -> Policy | None:
     return value
 
 
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"spread must be True or False, got {value!r}")
-    return value
+def _flag(name: str) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+        return value
+
+    return check
 
 
 def _keys(value: object) -> tuple[bytes, ...]:
@@ -64,7 +67,13 @@ CCHET_OPTIONS: Mapping[str, tuple[Callable[[object], Any], Any, str]] = {
     "gpu": (_gpu, None, "None, or 'cc' for an attested GPU in confidential-computing mode"),
     "policy": (_policy, None, "a cchet.Policy the worker must also satisfy (default: the session's)"),
     "keys": (_keys, (), "extra keys (DataKey or key id) the task may receive from the broker"),
-    "spread": (_flag, False, "spread calls over the qualifying nodes instead of packing them (Ray's SPREAD)"),
+    "spread": (_flag("spread"), False, "spread calls over the qualifying nodes instead of packing them (Ray's SPREAD)"),
+    "device_args": (
+        _flag("device_args"),
+        True,
+        "with gpu='cc': NumPy array arguments arrive as CuPy arrays, opened by the kernel inside the GPU "
+        "(False: host NumPy arrays)",
+    ),
 }
 
 RAY_OPTIONS = frozenset(
@@ -114,6 +123,7 @@ class TaskOptions:
     policy: Policy | None = None
     keys: tuple[bytes, ...] = ()
     spread: bool = False
+    device_args: bool = True
     ray: Mapping[str, Any] = field(default_factory=dict)
 
     def merged(self, ray_options: frozenset[str] | None = None, **changes: Any) -> TaskOptions:
@@ -124,6 +134,7 @@ class TaskOptions:
             "policy": self.policy,
             "keys": self.keys,
             "spread": self.spread,
+            "device_args": self.device_args,
             **self.ray,
         }
         current.update(changes)
@@ -148,4 +159,8 @@ def validate_options(options: Mapping[str, Any], ray_options: frozenset[str] | N
             raise TypeError(f"unknown option {name!r}; valid options: {', '.join(valid)}")
     if ray_values.get("num_gpus") and cchet_values.get("gpu") is None:
         raise ValueError("num_gpus > 0 on a confidential task needs gpu='cc' (an attested GPU in CC mode)")
+    if cchet_values.get("device_args") is False and cchet_values.get("gpu") is None:
+        raise ValueError("device_args=False only applies to gpu='cc' tasks, whose array arguments go to the GPU")
+    if cchet_values.get("gpu") == "cc" and not ray_values.get("num_gpus"):
+        ray_values["num_gpus"] = 1  # Ray must hand the task a GPU of its own (CUDA_VISIBLE_DEVICES)
     return TaskOptions(ray=ray_values, **cchet_values)

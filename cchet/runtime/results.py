@@ -19,7 +19,7 @@ from cchet.runtime.contexts import PUT_DIGEST, Role, context
 from cchet.runtime.diagnostics import raised, replay
 from cchet.runtime.frames import Fault, Status, read_result_frame
 from cchet.runtime.sealedref import Descriptor
-from cchet.runtime.values import frame_key_id, open_value
+from cchet.runtime.values import HOST, Placement, frame_key_id, open_value
 
 __all__ = ["KeyFor", "fault_error", "open_result"]
 
@@ -43,23 +43,31 @@ def fault_error(kind: int, text: str) -> CchetError:
     return CchetError(text + _UNAUTHENTICATED)
 
 
-def _open(key_for: KeyFor, expected: bytes, frame: memoryview, ctx: bytes) -> Any:
-    return open_value(key_for(expected, frame_key_id(frame)), frame, ctx)
+def _open(key_for: KeyFor, expected: bytes, frame: memoryview, ctx: bytes, placement: Placement = HOST) -> Any:
+    return open_value(key_for(expected, frame_key_id(frame)), frame, ctx, placement)
 
 
-def open_result(data: memoryview, descriptor: Descriptor, key_for: KeyFor, *, replay_as: str | None = None) -> Any:
-    """Open the object a descriptor names. ``replay_as`` (the driver) prints the producer's output and re-logs
-    its records under that label first; a consuming worker passes None. Raises the producer's exception,
-    :class:`~cchet.IntegrityError`, or the error a fault report stands for."""
+def open_result(
+    data: memoryview,
+    descriptor: Descriptor,
+    key_for: KeyFor,
+    *,
+    replay_as: str | None = None,
+    placement: Placement = HOST,
+) -> Any:
+    """Open the object a descriptor names, its arrays where ``placement`` says. ``replay_as`` (the driver)
+    prints the producer's output and re-logs its records under that label first; a consuming worker passes
+    None. Raises the producer's exception, :class:`~cchet.IntegrityError`, or the error a fault report stands
+    for."""
     d = descriptor
     if d.producer_digest == PUT_DIGEST:
-        return _open(key_for, d.key_id, data, d.context())
+        return _open(key_for, d.key_id, data, d.context(), placement)
     frame = read_result_frame(data)
     if frame.status == Status.FAULT:
         raise fault_error(frame.fault, frame.text)
     assert frame.value is not None
     if frame.status == Status.OK:
-        opened = _open(key_for, d.key_id, frame.value, d.context())
+        opened = _open(key_for, d.key_id, frame.value, d.context(), placement)
         if not (isinstance(opened, tuple) and len(opened) == 2):
             raise IntegrityError()
         value, outcome = opened

@@ -7,13 +7,14 @@ Authenticate first, then parse. For each call, in order:
 1. read the clear call header and the call ticket (lengths and fields only; nothing is trusted yet);
 2. read every object the call references as raw bytes (:mod:`cchet.runtime.raystore`): an object whose stored
    metadata is not ``RAW`` is refused before anything else happens -- before any key is requested;
-3. ask the broker for exactly the keys the ticket names, presenting the ticket (attesting once per process and
-   ticket);
+3. for a ``gpu='cc'`` call, find the GPU it runs on (:mod:`cchet.runtime.devices`: in CC mode, identified by
+   its attestation certificate) or refuse; then ask the broker for exactly the keys the ticket names,
+   presenting the ticket and naming that GPU (attesting once per process and ticket);
 4. open the sealed envelope under the job key and the contexts the header's ids give; check that it names the
    same function, keys and requirements as the ticket, and that the broker's appraisal of this worker meets
    its ``tee``/``gpu`` requirements -- otherwise run nothing;
 5. open the code (once per process and identity) and every argument, each only as what the envelope says it
-   must be;
+   must be -- for a ``gpu='cc'`` call with ``device_args``, its arrays by the kernel inside the GPU;
 6. run it with all its output captured per call (:mod:`cchet.runtime.capture`);
 7. seal the result with the diagnostics (or the diagnostics alone, with the exception) under the output key the
    envelope names.
@@ -35,6 +36,7 @@ from cchet.broker.tickets import CallTicket, TicketError, unmet_requirements
 from cchet.errors import (
     BrokerError,
     CchetError,
+    DeviceUnavailable,
     IntegrityError,
     KeyReleaseDenied,
     PlacementError,
@@ -45,6 +47,7 @@ from cchet.hazmat.keys import DataKey
 from cchet.runtime import capture, metrics
 from cchet.runtime.code import cached, load_code
 from cchet.runtime.contexts import Role, context
+from cchet.runtime.devices import TaskGpu, task_gpu
 from cchet.runtime.diagnostics import Outcome, failed
 from cchet.runtime.envelope import CONSTRUCTOR, ActorCall, ArgSlot, CallEnvelope
 from cchet.runtime.environment import worker_client
@@ -60,7 +63,7 @@ from cchet.runtime.frames import (
 )
 from cchet.runtime.raystore import raw_bytes, read_raw
 from cchet.runtime.results import open_result
-from cchet.runtime.values import PreparedValue, open_value, prepare
+from cchet.runtime.values import HOST, Placement, PreparedValue, open_value, prepare
 
 __all__ = ["ActorHost", "AsyncActorHost", "entry"]
 
@@ -155,10 +158,25 @@ def _objects(refs: list[Any], what: str) -> list[memoryview]:
         raise _Refused(Fault.INTEGRITY, str(e)) from None
 
 
-def _release(header: CallHeader, ticket: CallTicket) -> ReleasedKeys:
+def _task_gpu(ticket: CallTicket) -> TaskGpu | None:
+    """The GPU a ``gpu='cc'`` call runs on (None for other calls); refused, saying why, when there is none that
+    may receive keys -- before any key is asked for."""
+    if ticket.gpu != "cc":
+        return None
+    try:
+        return task_gpu()
+    except DeviceUnavailable as e:
+        raise _Refused(Fault.REQUIREMENTS, f"this worker cannot run a gpu='cc' call: {e}") from None
+
+
+def _release(header: CallHeader, ticket: CallTicket, gpu: TaskGpu | None) -> ReleasedKeys:
     try:
         return metrics.counted_release(
-            worker_client(), ticket.key_ids, function=header.function.hex(), ticket=header.ticket
+            worker_client(),
+            ticket.key_ids,
+            function=header.function.hex(),
+            ticket=header.ticket,
+            gpu_identity=gpu.identity if gpu else "",
         )
     except KeyReleaseDenied as e:
         raise _Refused(Fault.DENIED, "\n".join(e.reasons)) from None
@@ -169,7 +187,7 @@ def _release(header: CallHeader, ticket: CallTicket) -> ReleasedKeys:
 
 
 def _envelope(
-    header: CallHeader, ticket: CallTicket, released: ReleasedKeys, payloads: list[memoryview]
+    header: CallHeader, ticket: CallTicket, released: ReleasedKeys, payloads: list[memoryview], gpu: TaskGpu | None
 ) -> CallEnvelope:
     """Open and check the envelope: it must name what the ticket names (function, keys, requirements)."""
     try:
@@ -189,15 +207,24 @@ def _envelope(
         raise _Refused(Fault.INTEGRITY, "the call envelope does not match its ticket")
     a = released.appraised
     unmet = unmet_requirements(
-        envelope.tee, envelope.gpu, tee_kind=a.tee_kind, gpus=a.gpus, gpus_affirmed=a.gpus_affirmed
+        envelope.tee,
+        envelope.gpu,
+        tee_kind=a.tee_kind,
+        gpus=a.gpus,
+        gpus_affirmed=a.gpus_affirmed,
+        gpu_identity=gpu.identity if gpu else "",
+        gpu_identities=a.gpu_identities,
     )
     if unmet:
         raise _Refused(Fault.REQUIREMENTS, "this worker does not meet the call's requirements: " + "; ".join(unmet))
     return envelope
 
 
-def _arguments(call: _Call, payloads: list[memoryview], released: ReleasedKeys, job_key: DataKey) -> None:
+def _arguments(
+    call: _Call, payloads: list[memoryview], released: ReleasedKeys, job_key: DataKey, gpu: TaskGpu | None
+) -> None:
     h, key_for = call.header, _opening_key(released)
+    placement = Placement(gpu.device, host_arrays=True) if gpu is not None and call.envelope.device_args else HOST
 
     def resolve(i: int, slot: ArgSlot) -> Any:
         if slot.kind == "value":
@@ -206,11 +233,11 @@ def _arguments(call: _Call, payloads: list[memoryview], released: ReleasedKeys, 
             raise IntegrityError()  # an object the envelope names is missing
         data = payloads[slot.payload]
         if slot.kind == "sealed":
-            return open_value(job_key, data, context(Role.ARG, h.session_id, h.function, h.call_id, i))
+            return open_value(job_key, data, context(Role.ARG, h.session_id, h.function, h.call_id, i), placement)
         if slot.kind != "ref" or slot.descriptor is None:
             raise IntegrityError()
         try:
-            return open_result(data, slot.descriptor, key_for)
+            return open_result(data, slot.descriptor, key_for, placement=placement)
         except IntegrityError:
             raise
         except BaseException as e:
@@ -233,8 +260,9 @@ def _open(header_bytes: bytes, payload_refs: list[Any], target: Target) -> _Call
         if ticket.function != header.function or ticket.session_id != header.session_id:
             raise _Refused(Fault.INTEGRITY, "the call ticket is for another function or session")
         payloads = _objects(payload_refs, "argument object")
-        released = _release(header, ticket)
-        envelope = _envelope(header, ticket, released, payloads)
+        gpu = _task_gpu(ticket)
+        released = _release(header, ticket, gpu)
+        envelope = _envelope(header, ticket, released, payloads, gpu)
         out_key = released.sealing_key(envelope.output_key_id)
     except _Refused as r:
         if r.kind == Fault.INTEGRITY:
@@ -249,7 +277,7 @@ def _open(header_bytes: bytes, payload_refs: list[Any], target: Target) -> _Call
 
     try:
         call.fn = target(envelope, load)
-        _arguments(call, payloads, released, job_key)
+        _arguments(call, payloads, released, job_key, gpu)
     except BaseException as e:  # after the envelope opened, every failure goes back sealed
         call.fail(e)
         return call.seal()

@@ -73,6 +73,12 @@ class Session:
     tickets: dict[tuple[Any, ...], tuple[int, bytes]] = field(default_factory=dict, repr=False)
 
     @property
+    def simulates_gpu(self) -> bool:
+        """Whether this session simulates GPUs (a ``+gpu`` kind): then the driver's GPU is the SIMULATED one."""
+        kinds = (self.simulate,) if isinstance(self.simulate, str) else tuple(self.simulate or ())
+        return any("gpu" in kind for kind in kinds)
+
+    @property
     def hardened(self) -> bool:
         """Whether every node of the cluster proved, at its last attestation, that it holds the cluster
         credentials the broker released to attested nodes (docs/clusters.md)."""

@@ -116,6 +116,7 @@ def submit(
         args=args,
         kwargs=kwargs,
         actor=actor,
+        device_args=opts.device_args,
     )
     payloads = [ray.put(p) if isinstance(p, bytes) else p for p in sealed.payloads]
     ray_options = _placement(session, opts, nodes, key_ids) if method_of is None else {}

@@ -322,6 +322,30 @@ def test_call_tickets_are_checked(make_broker: Callable[..., KeyBroker], authori
     assert attempt(owner.ticket("f", [key]))["verdict"] == "released"
 
 
+def test_a_gpu_call_gets_keys_only_for_the_attested_gpu_it_runs_on(
+    make_broker: Callable[..., KeyBroker], authority: SimulatedAuthority
+) -> None:
+    """A ``gpu='cc'`` request names the GPU it runs on (the SHA-256 of that GPU's attestation certificate): the
+    broker releases only when a report signed by that very certificate passed -- not to a request naming no
+    GPU or another one (a task that landed on a second, unattested GPU of the node)."""
+    import hashlib
+
+    broker = make_broker()
+    m = Manual(broker, authority, "tdx+gpu")
+    key = m.key.key_id
+    identity = hashlib.sha256(authority.der("nvidia_leaf")).hexdigest()
+
+    def attempt(gpu_identity: str) -> dict[str, Any]:
+        request = replace(m.request("f"), ticket=m.owner.ticket("f", [key], gpu="cc"), gpu_identity=gpu_identity)
+        return m.attest(request, m.challenge(request))
+
+    _refused(attempt(""), "runs on no GPU, which is not one of the attested GPUs")
+    _refused(attempt("ee" * 32), "runs on GPU eeeeeeeeeeeeeeee..., which is not one of the attested GPUs")
+    released = attempt(identity)
+    assert released["verdict"] == "released", released
+    assert released["appraised"]["gpu_identities"] == [identity]
+
+
 class _CountingVerifier:
     """The simulated verifier, counting how often evidence is verified."""
 

@@ -79,7 +79,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         mp.delenv("CCHET_SIM_KEY_DIR", raising=False)
         audit = tmp_path_factory.mktemp("audit") / "audit.jsonl"
         session = cchet.init(
-            simulate=["snp", "tdx", "tdx"],
+            simulate=["snp", "tdx", "tdx+gpu"],
             num_cpus=1,
             object_store_memory=OBJECT_STORE,
             _temp_dir=str(temp_dir),
@@ -107,6 +107,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                 "nodes": nodes,
                 "tdx": {n for n, e in entries.items() if e.qualifies and e.tee_kind == "tdx"},
                 "snp": {n for n, e in entries.items() if e.qualifies and e.tee_kind == "snp"},
+                "gpu": {n for n, e in entries.items() if e.qualifies and e.gpus and e.cc},
                 "plain": plain.node_id,
                 "evil": evil.node_id,
                 "crafted": crafted.node_id,
@@ -146,6 +147,27 @@ def test_tasks_run_only_on_qualifying_nodes(cluster: dict[str, Any]) -> None:
     assert set(snp_ids) == cluster["snp"]
     any_ids = cchet.get([where.options(spread=True).remote(i) for i in range(24)])
     assert set(any_ids) <= cluster["tdx"] | cluster["snp"]
+
+
+@cchet.remote(tee="snp")
+def normalise(raw: np.ndarray) -> np.ndarray:
+    return (raw / raw.max()).astype(np.float32)
+
+
+@cchet.remote(gpu="cc")
+def gpu_step(x: Any, w: Any) -> tuple[str, str, Any]:
+    import ray
+
+    return ray.get_runtime_context().get_node_id(), type(x).__name__, x @ w
+
+
+def test_a_pipeline_across_a_cpu_tee_node_and_a_gpu_node(cluster: dict[str, Any]) -> None:
+    """SNP node -> the GPU node (arguments opened on its SIMULATED GPU) -> the driver: sealed all the way."""
+    assert len(cluster["gpu"]) == 1 and cluster["gpu"] <= cluster["tdx"]
+    raw = np.arange(1, 1 + 128 * 64, dtype=np.float64).reshape(128, 64)
+    node, kind, y = cchet.get(gpu_step.remote(normalise.remote(raw), cchet.put(np.eye(64, dtype=np.float32))))
+    assert node in cluster["gpu"] and kind == "SimulatedDeviceArray"
+    assert type(y) is np.ndarray and np.allclose(y, (raw / raw.max()).astype(np.float32))
 
 
 def test_no_qualifying_node_fails_within_two_seconds(cluster: dict[str, Any]) -> None:

@@ -69,8 +69,8 @@ def _outputs(nb: Any, source: str) -> dict[str, str]:
 
 
 def test_the_session_says_it_is_simulated_and_shows_the_registry(executed: Any) -> None:
-    out = _outputs(executed, 'cchet.init(simulate="tdx")')
-    assert "SIMULATED tdx TEE" in out["stderr"]
+    out = _outputs(executed, 'cchet.init(simulate="tdx+gpu")')
+    assert "SIMULATED tdx+gpu TEE" in out["stderr"]
     assert "<table" in out["text/html"] and "accepted (SIMULATED)" in out["text/html"]
 
 
@@ -97,4 +97,11 @@ def test_metrics_progress_and_channel_statistics(executed: Any) -> None:
     bars = _outputs(executed, "big = np.ones")
     assert "application/vnd.jupyter.widget-view+json" in bars, bars  # tqdm's notebook widget
     assert "cchet.put" in bars["text/plain"] and "cchet.get" in bars["text/plain"]
-    assert "SIMULATED device" in _outputs(executed, "BounceChannel(FakeDevice()")["text/html"]
+    assert "SIMULATED GPU" in _outputs(executed, "BounceChannel(simulated_gpu()")["text/html"]
+
+
+def test_a_confidential_gpu_task(executed: Any) -> None:
+    out = _outputs(executed, "def gram(x)")
+    assert out["stdout"] == (
+        "x arrived as a SimulatedDeviceArray of shape (4096, 64)\nSimulatedDeviceArray (64, 64) True\n"
+    )
