@@ -193,3 +193,24 @@ def test_a_device_arguments_plaintext_is_only_in_device_memory(gpu_session: Any)
     control_seed = os.urandom(16)
     kind, found = cchet.get(where_is_the_host_canary.remote(_canary(control_seed, 1 << 20), control_seed))
     assert kind == "ndarray" and found >= (1 << 20) // 64
+
+
+@cchet.remote(gpu="cc")
+class Layer:
+    """A confidential GPU actor: its weights arrive on the device once and stay there."""
+
+    def __init__(self, w: Any) -> None:
+        self.w = w
+
+    def apply(self, x: Any) -> tuple[str, str, Any]:
+        return type(self.w).__name__, type(x).__name__, x @ self.w
+
+
+def test_a_gpu_actor_keeps_its_device_arrays_across_calls(gpu_session: Any) -> None:
+    w = np.eye(128, dtype=np.float32) * 3
+    layer = Layer.remote(w)
+    for i in range(2):
+        x = np.full((64, 128), i + 1, dtype=np.float32)
+        w_kind, x_kind, y = cchet.get(layer.apply.remote(x))
+        assert (w_kind, x_kind) == ("SimulatedDeviceArray", "SimulatedDeviceArray")
+        assert type(y) is np.ndarray and np.array_equal(y, x * 3)
