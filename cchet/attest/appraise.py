@@ -28,6 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cchet.attest.binding import Binding, compute_report_data, gpu_nonce, report_data_matches
 from cchet.attest.policy import CPU_PINS, TCB_STATUS_ORDER, Policy, version_tuple
 from cchet.attest.result import AttestationResult, DeviceClaims, Violation
+from cchet.attest.tees import is_extra, tee
 from cchet.errors import AttestationError
 
 if TYPE_CHECKING:
@@ -99,9 +100,21 @@ def _check_snp(r: _Rules, policy: Policy, report: SnpReport) -> None:
             r.fail("snp_min_tcb", "snp_report.reported_tcb", "cpu", f">= {list(policy.snp_min_tcb)}", list(got))
 
 
+def _check_extra(r: _Rules, policy: Policy, kind: str, report: Any) -> None:
+    """A TEE family's kind: the debug rule, then the rules of its policy table (:mod:`cchet.attest.tees`)."""
+    family = tee(kind)
+    if family.debug(report) and not policy.allow_debug:
+        r.fail("allow_debug", f"{kind}.debug", "cpu", "false", "true")
+
+    def fail(rule: str, evidence_field: str, expected: Any, actual: Any) -> None:
+        r.fail(rule, evidence_field, "cpu", expected, actual)
+
+    family.evaluate(report, policy.table(kind), fail)
+
+
 def _check_tcb(r: _Rules, policy: Policy, verified: Verification) -> None:
-    if not verified.ok or verified.evidence.cpu.kind not in ("tdx", "sgx"):
-        return
+    if not verified.ok or (verified.evidence.cpu.kind not in ("tdx", "sgx") and verified.cpu.tcb_status is None):
+        return  # Intel TCB status: of TDX and SGX quotes, and of a family's kind whose verifier reports one
     status = verified.cpu.tcb_status
     rank = {s: i for i, s in enumerate(TCB_STATUS_ORDER)}
     if status is None or rank.get(status, len(rank)) > rank[policy.min_tcb_status]:
@@ -274,7 +287,9 @@ def evaluate(
     report = evidence.cpu.report
     from cchet.attest.formats.dcap import Quote, TdReportBody
 
-    if isinstance(report, Quote):
+    if is_extra(kind):
+        _check_extra(r, policy, kind, report)
+    elif isinstance(report, Quote):
         if isinstance(report.body, TdReportBody):
             _check_tdx(r, policy, report.body)
         else:
@@ -284,7 +299,7 @@ def evaluate(
     waived = simulated and policy.allow_simulation  # simulated evidence under a policy that allows it
     if policy.measurements == "pinned" and not waived:
         if not policy.pins_cpu(kind):
-            pins = "/".join(CPU_PINS[kind])
+            pins = "/".join(CPU_PINS[kind]) if kind in CPU_PINS else f"{tee(kind).section} table"
             r.fail("measurements", f"cpu.{pins}", "cpu", f"pinned {kind} measurements", UNPINNED)
         if kind == "snp" and policy.snp_min_tcb is None:
             r.fail("snp_min_tcb", "snp_report.reported_tcb", "cpu", "a TCB floor", UNPINNED)

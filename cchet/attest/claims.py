@@ -16,6 +16,7 @@ from cchet.attest.evidence import CompositeEvidence, GpuEvidence
 from cchet.attest.formats.certchain import parse_pem_chain
 from cchet.attest.formats.dcap import Quote, SgxReportBody, TdReportBody
 from cchet.attest.formats.snp import POLICY_MIGRATE_MA, POLICY_SMT, SnpReport
+from cchet.attest.tees import is_extra, tee
 from cchet.errors import EvidenceFormatError
 
 __all__ = ["cpu_claims", "gpu_chip", "gpu_claims", "gpu_identity", "gpu_rim_ids", "identity_of_chain"]
@@ -69,7 +70,9 @@ def cpu_claims(evidence: CompositeEvidence) -> dict[str, Any]:
     """Claims of the CPU TEE report, including ``kind`` and ``report_data`` (hex)."""
     report = evidence.cpu.report
     out: dict[str, Any] = {"kind": report.kind, "report_data": report.report_data.hex()}
-    if isinstance(report, Quote):
+    if is_extra(report.kind):
+        out.update(tee(report.kind).claims(report))
+    elif isinstance(report, Quote):
         out["quote_version"] = report.header.version
         body = report.body
         out.update(_tdx(body) if isinstance(body, TdReportBody) else _sgx(body))

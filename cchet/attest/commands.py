@@ -29,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cchet.attest.tees import EXTRA, is_extra
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -71,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verify.add_argument("file", type=Path, help="evidence: a quote, an SNP report, an SPDM report or composite JSON")
     verify.add_argument(
         "--kind",
-        choices=("auto", "tdx", "sgx", "snp", "spdm"),
+        choices=("auto", "tdx", "sgx", "snp", "spdm", *EXTRA),
         default="auto",
         help="the evidence format, as cchet.attest.formats.parse names it (spdm: an NVIDIA GPU report)",
     )
@@ -277,7 +279,9 @@ def _verify(args: argparse.Namespace) -> int:
     except EvidenceFormatError as e:
         print(f"FAILED: evidence does not parse: {e}")
         return 1
-    if not isinstance(evidence, Quote | SnpReport | SpdmReport | CompositeEvidence):
+    if not isinstance(evidence, Quote | SnpReport | SpdmReport | CompositeEvidence) and not is_extra(
+        getattr(evidence, "kind", "")
+    ):
         return _usage(f"{args.file} holds {type(evidence).__name__}, not evidence to verify")
     if nonce is not None:
         want = 32 if isinstance(evidence, SpdmReport) else 64

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cchet.attest.formats.ccel import CcEventLog, parse_ccel
-from cchet.attest.formats.dcap import Quote, parse_quote
-from cchet.attest.formats.snp import SnpReport, parse_snp_report
+from cchet.attest.formats.dcap import parse_quote
+from cchet.attest.formats.snp import parse_snp_report
 from cchet.attest.formats.spdm import SpdmReport, parse_spdm_report
+from cchet.attest.tees import BUILTIN, is_extra, tee
 from cchet.errors import EvidenceFormatError
 
 __all__ = [
@@ -35,16 +36,17 @@ FORMAT = "cchet-evidence/v1"
 
 @dataclass(frozen=True)
 class CpuEvidence:
-    """A TDX or SGX quote (its PCK chain is inside) or an SNP report with its VCEK/VLEK chain in
-    ``certificates`` (PEM, leaf first). ``event_log`` is the TDX CCEL when the attester collected it."""
+    """A TDX or SGX quote (its PCK chain is inside), an SNP report with its VCEK/VLEK chain in
+    ``certificates`` (PEM, leaf first), or a TEE family's report (:mod:`cchet.attest.tees`) with what verifies
+    it. ``event_log`` is the TDX CCEL when the attester collected it."""
 
-    report: Quote | SnpReport
+    report: Any
     certificates: bytes = b""
     event_log: CcEventLog | None = None
 
     @property
     def kind(self) -> str:
-        return self.report.kind
+        return str(self.report.kind)
 
 
 GPU_CC_MODES = ("on", "devtools", "unknown")
@@ -156,7 +158,13 @@ def decode_composite(data: bytes) -> CompositeEvidence:
     cpu = _field(doc, "cpu", dict, "composite")
     kind = _field(cpu, "kind", str, "cpu")
     raw = _unb64(_field(cpu, "report", str, "cpu"), "cpu.report")
-    report: Quote | SnpReport = parse_snp_report(raw) if kind == "snp" else parse_quote(raw)
+    report: Any
+    if is_extra(kind):
+        report = tee(kind).parse(raw)
+    elif kind in BUILTIN:
+        report = parse_snp_report(raw) if kind == "snp" else parse_quote(raw)
+    else:
+        raise EvidenceFormatError(f"unknown CPU TEE kind {kind!r}", field="cpu.kind")
     if report.kind != kind:
         raise EvidenceFormatError(f"cpu.kind {kind!r} but the report is {report.kind!r}", field="cpu.kind")
     log = None

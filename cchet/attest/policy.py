@@ -28,17 +28,19 @@ import logging
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cchet.attest.tcb import STATUS_ORDER
+from cchet.attest.tees import ALL, BUILTIN, EXTRA
 
 __all__ = ["GPU_MEASUREMENT_MODES", "GPU_MODES", "TCB_STATUS_ORDER", "TEE_KINDS", "Policy"]
 
 log = logging.getLogger("cchet.attest.policy")
 
-TEE_KINDS = ("tdx", "snp", "sgx")
+TEE_KINDS = ALL  # every kind a policy may accept: the built-in ones and each TEE family's (cchet.attest.tees)
+TABLES = {kind: kind.replace("-", "_") for kind in EXTRA}  # kind -> the field holding its rules
 GPU_MODES = ("forbidden", "optional", "required")
 GPU_MEASUREMENT_MODES = ("match", "unchecked")
 TCB_STATUS_ORDER = tuple(s for s in STATUS_ORDER if s != "Revoked")  # what a policy may accept, best first
@@ -54,6 +56,7 @@ _HEX_FIELDS = {
     "snp_measurement": 48,
     "snp_host_data": 32,
 }
+_TABLE_FIELDS = frozenset(TABLES.values())
 CPU_PINS = {
     "tdx": ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"),
     "sgx": ("mrenclave", "mrsigner"),
@@ -103,7 +106,8 @@ class Policy:
 
     Fields, by rule:
 
-    - ``tee_kinds``: CPU TEE kinds accepted (tdx, snp, sgx).
+    - ``tee_kinds``: CPU TEE kinds accepted (default tdx, snp, sgx; a TEE family's kind -- ``az-snp``,
+      ``az-tdx``, ``csv``, ``cca`` -- only when named).
     - ``measurements``: ``"pinned"`` (default: the CPU kind must have reference values below) or ``"any"``.
     - TDX: ``mrtd``, ``rtmr0`` .. ``rtmr3``, ``mrconfigid`` -- accepted values.
     - SGX: ``mrenclave``, ``mrsigner``, ``isv_prod_id``, ``min_isv_svn``.
@@ -117,10 +121,12 @@ class Policy:
     - Platform: ``allow_debug``, ``min_tcb_status``, ``accepted_advisories``.
     - Freshness and binding: ``require_binding``, ``max_nonce_age_s``.
     - ``allow_simulation``: accept evidence under a simulated root (results still say SIMULATED).
+    - A TEE family's kind: its table ``az_snp``, ``az_tdx``, ``csv``, ``cca`` (``[csv]`` in a policy file),
+      whose fields its family module defines and checks (:mod:`cchet.attest.tees`).
     """
 
     name: str = ""
-    tee_kinds: tuple[str, ...] = TEE_KINDS
+    tee_kinds: tuple[str, ...] = BUILTIN
     measurements: str = "pinned"
     mrtd: tuple[str, ...] = ()
     rtmr0: tuple[str, ...] = ()
@@ -150,6 +156,10 @@ class Policy:
     require_binding: bool = True
     max_nonce_age_s: float = 60.0
     allow_simulation: bool = False
+    az_snp: Mapping[str, Any] = field(default_factory=dict)
+    az_tdx: Mapping[str, Any] = field(default_factory=dict)
+    csv: Mapping[str, Any] = field(default_factory=dict)
+    cca: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -205,6 +215,16 @@ class Policy:
             or not (0 < self.max_nonce_age_s <= 3600)
         ):
             raise ValueError("policy.max_nonce_age_s: expected seconds in (0, 3600]")
+        for kind, name in TABLES.items():
+            table = getattr(self, name)
+            if not isinstance(table, Mapping):
+                raise ValueError(f"policy.{name}: expected a table of {kind} rules")
+            if table:
+                from cchet.attest.tees import tee
+
+                set_(self, name, tee(kind).check_section(table))
+            else:
+                set_(self, name, {})
         if self.measurements == "any":
             log.warning(
                 "policy %s uses measurements='any': keys may be released to ANY code in an attested TEE, "
@@ -215,12 +235,22 @@ class Policy:
     # -- identity -----------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The policy as plain data (lists, not tuples), fields in declaration order."""
+        """The policy as plain data (lists, not tuples), fields in declaration order; a TEE family's table
+        only when it holds rules (so policies written before the tables existed keep their ids)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            out[f.name] = list(v) if isinstance(v, tuple) else v
+            if f.name in _TABLE_FIELDS and not v:
+                continue
+            out[f.name] = (
+                list(v) if isinstance(v, tuple) else json.loads(json.dumps(v)) if f.name in _TABLE_FIELDS else v
+            )
         return out
+
+    def table(self, kind: str) -> Mapping[str, Any]:
+        """The rules table of a TEE family's ``kind`` (empty when the policy sets none)."""
+        value: Mapping[str, Any] = getattr(self, TABLES[kind])
+        return value
 
     @property
     def digest(self) -> str:
@@ -235,6 +265,10 @@ class Policy:
 
     def pins_cpu(self, kind: str) -> bool:
         """True when at least one reference value is pinned for CPU TEE ``kind``."""
+        if kind in TABLES:
+            from cchet.attest.tees import tee
+
+            return bool(self.table(kind)) and tee(kind).pins(self.table(kind))
         return any(getattr(self, f) for f in CPU_PINS.get(kind, ()))
 
     # -- loading and saving -------------------------------------------------------------------------
@@ -283,16 +317,23 @@ class Policy:
         return cls.from_dict(data)
 
     def to_toml(self) -> str:
-        """TOML text that :meth:`from_file` reads back to an equal policy (``None`` fields are left out)."""
+        """TOML text that :meth:`from_file` reads back to an equal policy (``None`` fields are left out; a TEE
+        family's rules as a table of their own)."""
         lines = [f"# cchet attestation policy {self.policy_id}"]
+        tables = []
         for key, value in self.to_dict().items():
             if value is None:
                 continue
-            lines.append(f"{key} = {_toml_value(value)}")
-        return "\n".join(lines) + "\n"
+            if key in _TABLE_FIELDS:
+                tables += ["", f"[{key}]", *(f"{k} = {_toml_value(v)}" for k, v in value.items())]
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines + tables) + "\n"
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -14,7 +14,8 @@ from cchet.attest.evidence import CompositeEvidence, CpuEvidence
 from cchet.attest.formats.certchain import parse_pem_chain
 from cchet.attest.formats.dcap import Quote
 from cchet.attest.formats.snp import SnpReport
-from cchet.attest.policy import Policy
+from cchet.attest.policy import TABLES, Policy
+from cchet.attest.tees import is_extra, tee
 from cchet.errors import EvidenceFormatError
 
 __all__ = ["PINNED_FIELDS", "is_simulated", "reference_policy", "reference_values"]
@@ -27,7 +28,7 @@ PINNED_FIELDS = {
 
 
 def _composite(evidence: object) -> CompositeEvidence:
-    if isinstance(evidence, Quote | SnpReport):
+    if isinstance(evidence, Quote | SnpReport) or is_extra(getattr(evidence, "kind", "")):
         return CompositeEvidence(CpuEvidence(evidence))
     if isinstance(evidence, CpuEvidence):
         return CompositeEvidence(evidence)
@@ -39,9 +40,10 @@ def _composite(evidence: object) -> CompositeEvidence:
 def reference_values(evidence: Iterable[object]) -> dict[str, list[Any]]:
     """Policy fields pinning every piece of ``evidence`` (composite, CPU evidence, a quote or an SNP report):
     ``tee_kinds``, the CPU measurements of each kind (:data:`PINNED_FIELDS`), ``gpu_rim_ids`` and, for SEV-SNP,
-    ``snp_min_tcb``: the reported TCB as the floor (the lowest of each component when there are several).
+    ``snp_min_tcb``: the reported TCB as the floor (the lowest of each component when there are several); for
+    a TEE family's kind, its table (:meth:`cchet.attest.tees.Tee.reference`, lists merged per field).
     Raises ``ValueError`` for evidence without a CPU report."""
-    out: dict[str, list[Any]] = {"tee_kinds": []}
+    out: dict[str, Any] = {"tee_kinds": []}
     for item in evidence:
         ev = _composite(item)
         claims = cpu_claims(ev)
@@ -49,6 +51,9 @@ def reference_values(evidence: Iterable[object]) -> dict[str, list[Any]]:
         if kind not in out["tee_kinds"]:
             out["tee_kinds"].append(kind)
         report = ev.cpu.report
+        if is_extra(kind):
+            _merge_table(out.setdefault(TABLES[kind], {}), tee(kind).reference(report))
+            continue
         if isinstance(report, SnpReport):
             t = report.tcb("reported")
             seen = [t.bootloader, t.tee, t.snp, t.microcode]
@@ -61,6 +66,19 @@ def reference_values(evidence: Iterable[object]) -> dict[str, list[Any]]:
             if value not in values:
                 values.append(value)
     return out
+
+
+def _merge_table(table: dict[str, Any], values: dict[str, Any]) -> None:
+    """Merge one report's table values in: lists gain the values they lack, tables merge field by field,
+    anything else takes the first value seen."""
+    for key, value in values.items():
+        if isinstance(value, list):
+            have = table.setdefault(key, [])
+            have.extend(v for v in value if v not in have)
+        elif isinstance(value, dict):
+            _merge_table(table.setdefault(key, {}), value)
+        else:
+            table.setdefault(key, value)
 
 
 def _names_simulated(pem: bytes) -> bool:
@@ -76,6 +94,8 @@ def is_simulated(evidence: object) -> bool:
     ev = _composite(evidence)
     report = ev.cpu.report
     chain = report.signature.qe.certification.data if isinstance(report, Quote) else ev.cpu.certificates
+    if is_extra(report.kind) and getattr(report, "simulated", False):
+        return True  # a family's simulated report says so itself (its keys need not be X.509)
     return any(_names_simulated(pem) for pem in (chain, *(g.certificates for g in ev.gpus)))
 
 

@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from cchet.attest.tees import ALL
 from cchet.broker.tickets import MAX_KEY_IDS, MAX_TICKET
 from cchet.errors import ProtocolError
 
@@ -62,7 +63,7 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 _SIGN_LABEL = b"cchet/v1/broker/"
-TEE_KINDS = ("tdx", "snp", "sgx")
+TEE_KINDS = ALL
 MAX_NODE_ID = 256
 """Bytes (UTF-8) of a request's ``node_id``; a Ray node id is 56 hex digits."""
 MAX_FUNCTION = 256

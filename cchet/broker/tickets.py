@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from cchet.attest.tees import ALL
 from cchet.errors import TicketError
 from cchet.hazmat.keys import DataKey, data_key_bytes
 
@@ -47,7 +48,7 @@ __all__ = [
 
 MAGIC = b"CCT1"
 TICKET_TTL_S = 3600
-TEES = ("tdx", "snp", "sgx", "any")
+TEES = (*ALL, "any")
 GPUS = ("", "cc")
 UNHARDENED = 1
 _MAC_LABEL = b"cchet/v1/ticket\x00"

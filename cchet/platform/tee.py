@@ -23,7 +23,8 @@ CONFIGFS_TSM = "sys/kernel/config/tsm/report"
 
 @dataclass(frozen=True, slots=True)
 class TeeInfo:
-    """``kind`` is ``"tdx"``, ``"snp"``, ``"sgx"`` or None; ``found`` lists the interfaces present."""
+    """``kind`` is ``"tdx"``, ``"snp"``, ``"sgx"``, a TEE family's kind (:mod:`cchet.attest.tees`) or None;
+    ``found`` lists the interfaces present."""
 
     kind: str | None
     found: tuple[str, ...]
@@ -35,8 +36,11 @@ class TeeInfo:
 
 def detect_tee(root: Path = Path("/")) -> TeeInfo:
     """Look for CPU TEE guest interfaces under ``root``. Reads no device, only checks paths."""
-    found = [p for paths in DEVICES.values() for p in paths if (root / p).exists()]
+    from cchet.attest.tees import tees
+
+    devices = {**{t.kind: t.interfaces for t in tees()}, **DEVICES}  # a family's interface first
+    found = list(dict.fromkeys(p for paths in devices.values() for p in paths if (root / p).exists()))
     if (root / CONFIGFS_TSM).is_dir():
         found.append(CONFIGFS_TSM)
-    kind = next((k for k, paths in DEVICES.items() if any(p in found for p in paths)), None)
+    kind = next((k for k, paths in devices.items() if any(p in found for p in paths)), None)
     return TeeInfo(kind=kind, found=tuple("/" + f for f in found))

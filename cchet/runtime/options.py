@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cchet.attest.policy import Policy
+from cchet.attest.tees import ALL
 from cchet.hazmat.keys import DataKey
 
 __all__ = ["CCHET_OPTIONS", "RAY_OPTIONS", "TaskOptions", "validate_options"]
 
-TEE_CHOICES = ("tdx", "snp", "sgx", "any")
+TEE_CHOICES = (*ALL, "any")
 GPU_CHOICES = (None, "cc")
 
 

@@ -37,7 +37,7 @@ def test_attest_simulate_text_says_simulated(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_attest_rejects_unknown_kinds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["attest", "--simulate", "cca", "--key-dir", str(tmp_path / "k")]) == 1
+    assert main(["attest", "--simulate", "nitro", "--key-dir", str(tmp_path / "k")]) == 1
     assert "expected one of tdx, snp, sgx" in capsys.readouterr().err
 
 

@@ -28,7 +28,7 @@ def test_parse_kind(spec: str, want: tuple[str, int]) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("cca", "expected one of"),
+        ("nitro", "expected one of"),
         ("tdx+gpus", "expected one of"),
         ("tdx+xgpu", "must be a number"),
         ("", "expected"),

@@ -1,6 +1,8 @@
 """The attester for this machine: whichever TEE interface is present, plus its GPUs in CC mode.
 
-Detection order: configfs-tsm (TDX or SEV-SNP guest), then Gramine's ``/dev/attestation`` (SGX enclave).
+Detection order: each TEE family's interface (an Azure CVM's vTPM, a Hygon CSV guest, an Arm CCA realm:
+:mod:`cchet.attest.tees`), then configfs-tsm (TDX or SEV-SNP guest), then Gramine's ``/dev/attestation`` (SGX
+enclave).
 GPUs are attested through NVML when it reports confidential-computing mode; a machine whose GPUs are not in
 CC mode gets CPU-only evidence, and a policy with ``gpu="required"`` then refuses it (nothing is claimed for
 those GPUs). With no TEE interface at all, :class:`~cchet.errors.DeviceUnavailable` says how to simulate.
@@ -31,8 +33,13 @@ def local_attester(
 ) -> CompositeAttester:
     """A :class:`CompositeAttester` for this machine. ``gpus``: True to detect NVML CC GPUs, False for none,
     or a GPU attester to use. Raises :class:`DeviceUnavailable` when no TEE interface is present."""
+    from cchet.attest.tees import tees
+
     cpu: CpuAttester
-    if Path(tsm_root).is_dir():
+    family = next((a for a in (t.local_attester() for t in tees()) if a is not None), None)
+    if family is not None:
+        cpu = family
+    elif Path(tsm_root).is_dir():
         cpu = TsmAttester(Path(tsm_root))
     elif (Path(gramine_device) / "attestation_type").exists():
         cpu = GramineAttester(Path(gramine_device))

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import binascii
 import string
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from cchet.attest.formats.ccel import SPEC_ID_SIGNATURE, CcEventLog, parse_ccel
 from cchet.attest.formats.dcap import Quote, parse_quote
 from cchet.attest.formats.snp import REPORT_SIZE, SnpReport, parse_snp_report
 from cchet.attest.formats.spdm import SpdmReport, parse_spdm_report
+from cchet.attest.tees import EXTRA, is_extra, tee, tees
 from cchet.errors import EvidenceFormatError
 
 if TYPE_CHECKING:
@@ -25,9 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "ParsedEvidence", "detect_kind", "parse", "serialize"]
 
-ParsedEvidence = Union[Quote, SnpReport, SpdmReport, CcEventLog, "CompositeEvidence", "CertificateChain"]
+ParsedEvidence = Union[Quote, SnpReport, SpdmReport, CcEventLog, "CompositeEvidence", "CertificateChain", Any]
 
-KINDS = ("auto", "quote", "tdx", "sgx", "snp", "spdm", "ccel", "composite", "pem-chain")
+KINDS = ("auto", "quote", "tdx", "sgx", "snp", "spdm", "ccel", "composite", "pem-chain", *EXTRA)
 _HEX = set((string.hexdigits + string.whitespace).encode())
 
 
@@ -58,6 +59,9 @@ def detect_kind(data: bytes) -> str:
         return "ccel"
     if len(data) == REPORT_SIZE and 2 <= int.from_bytes(data[:4], "little") <= 15:
         return "snp"
+    for family in tees():
+        if family.detect(data):
+            return family.kind
     raise EvidenceFormatError("unrecognised evidence format", offset=0, field="kind")
 
 
@@ -65,9 +69,10 @@ def parse(data: bytes, kind: str = "auto") -> ParsedEvidence:
     """Parses evidence bytes (or hex text) into its typed form.
 
     ``kind`` is ``"auto"`` (detect from the bytes) or one of :data:`KINDS`. Returns a :class:`Quote`
-    (TDX or SGX), :class:`SnpReport`, :class:`SpdmReport`, :class:`CcEventLog`, :class:`CertificateChain` or
-    :class:`CompositeEvidence`. Raises :class:`EvidenceFormatError` naming the offset and field when the bytes
-    do not parse, ``ValueError`` for an unknown ``kind``.
+    (TDX or SGX), :class:`SnpReport`, :class:`SpdmReport`, :class:`CcEventLog`, :class:`CertificateChain`,
+    :class:`CompositeEvidence` or a TEE family's report (:mod:`cchet.attest.tees`). Raises
+    :class:`EvidenceFormatError` naming the offset and field when the bytes do not parse, ``ValueError`` for an
+    unknown ``kind``.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown evidence kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -77,11 +82,13 @@ def parse(data: bytes, kind: str = "auto") -> ParsedEvidence:
         if decoded is not None:
             data = decoded
         kind = detect_kind(data)
-    elif kind in ("quote", "tdx", "sgx", "snp", "spdm", "ccel"):
+    elif kind in ("quote", "tdx", "sgx", "snp", "spdm", "ccel", *EXTRA):
         decoded = _maybe_hex(data)
         data = decoded if decoded is not None else data
     result: ParsedEvidence
-    if kind in ("quote", "tdx", "sgx"):
+    if is_extra(kind):
+        result = tee(kind).parse(data)
+    elif kind in ("quote", "tdx", "sgx"):
         result = parse_quote(data)
         if kind not in ("quote", result.kind):
             raise EvidenceFormatError(

@@ -1,4 +1,5 @@
-"""SIMULATED composite evidence: a CPU report (TDX, SNP or SGX) and GPU reports, bound as DESIGN.md section 4.
+"""SIMULATED composite evidence: a CPU report (TDX, SNP, SGX or a TEE family's kind) and GPU reports, bound as
+DESIGN.md section 4.
 
 SIMULATED EVIDENCE PROTECTS NOTHING. It is the real binary formats signed by the simulator's keys, so the
 broker, verification and appraisal run their real code on it, and every result says SIMULATED.
@@ -18,10 +19,11 @@ from cchet.attest.simulate.ccel import simulate_event_log
 from cchet.attest.simulate.dcap import simulate_sgx_quote, simulate_tdx_quote
 from cchet.attest.simulate.snp import simulate_snp_report
 from cchet.attest.simulate.spdm import simulate_spdm_report
+from cchet.attest.tees import ALL, is_extra, tee
 
 __all__ = ["CPU_KINDS", "simulate_composite"]
 
-CPU_KINDS = ("tdx", "snp", "sgx")
+CPU_KINDS = ALL  # the built-in kinds, then each TEE family's (cchet.attest.tees)
 
 
 def simulate_composite(
@@ -74,6 +76,9 @@ def simulate_composite(
         cpu_evidence = CpuEvidence(quote, b"", log)
     elif kind == "sgx":
         cpu_evidence = CpuEvidence(simulate_sgx_quote(authority, report_data=report_data, **kwargs))
+    elif is_extra(kind):
+        report, certificates = tee(kind).simulate(authority, report_data=report_data, **kwargs)
+        cpu_evidence = CpuEvidence(report, certificates)
     else:
         snp, chain = simulate_snp_report(authority, report_data=report_data, **kwargs)
         cpu_evidence = CpuEvidence(snp, chain)

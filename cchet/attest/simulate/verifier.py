@@ -27,11 +27,16 @@ __all__ = ["SimulatedVerifier", "simulated_anchors", "simulated_rims", "simulati
 
 
 def simulated_anchors(authority: SimulatedAuthority) -> tuple[TrustAnchor, ...]:
-    """The simulated Intel, AMD and NVIDIA roots of ``authority`` as simulated trust anchors."""
+    """The simulated Intel, AMD and NVIDIA roots of ``authority`` as simulated trust anchors, and those of every
+    TEE family (:mod:`cchet.attest.tees`; their simulated keys live beside ``authority``'s)."""
+    from cchet.attest.tees import tees
+
+    extra = tuple(anchor for family in tees() for anchor in family.simulated_anchors(authority))
     return (
         TrustAnchor("intel", authority.der("intel_root"), simulated=True),
         TrustAnchor("amd", authority.der("amd_ark"), simulated=True),
         TrustAnchor("nvidia", authority.der("nvidia_root"), simulated=True),
+        *extra,
     )
 
 
@@ -46,16 +51,20 @@ class SimulatedVerifier:
         """Runs every check and returns what they found, failures included (a vendor with no simulated root
         in the options is one). Raises :class:`~cchet.errors.EvidenceFormatError` when a certificate inside
         the evidence does not decode."""
+        from cchet.attest.tees import is_extra, tee
         from cchet.attest.verify.vendor import VendorVerifier
 
         simulated = tuple(a for a in options.anchors if a.simulated)
         missing: list[str] = []
-        needed = [("intel" if isinstance(evidence.cpu.report, Quote) else "amd")] + (
-            ["nvidia"] if evidence.gpus else []
+        kind = evidence.cpu.kind
+        cpu_vendors = (
+            tee(kind).vendors if is_extra(kind) else ("intel" if isinstance(evidence.cpu.report, Quote) else "amd",)
         )
-        for vendor in needed:
+        for vendor in (*cpu_vendors, *(["nvidia"] if evidence.gpus else [])):
             if not any(a.vendor == vendor for a in simulated):
-                check = {"intel": "intel.pck_chain", "amd": "amd.chain", "nvidia": "nvidia.chain"}[vendor]
+                check = {"intel": "intel.pck_chain", "amd": "amd.chain", "nvidia": "nvidia.chain"}.get(
+                    vendor, f"{kind}.chain"
+                )
                 missing.append(
                     Failure(check, f"no simulated {vendor} root in the options (this verifier trusts nothing else)")
                 )

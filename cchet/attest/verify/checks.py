@@ -86,4 +86,12 @@ _ALL = (
     Check("nvidia.measurements", MeasurementMismatchError, "every active RIM measurement matches the report"),
 )
 
-CHECKS: dict[str, Check] = {c.id: c for c in _ALL}
+
+def _every_check() -> dict[str, Check]:
+    from cchet.attest.tees import extra_checks
+
+    return {c.id: c for c in (*_ALL, *extra_checks())}
+
+
+CHECKS: dict[str, Check] = _every_check()
+"""Every check by id: the built-in vendors' above, then each TEE family's (:mod:`cchet.attest.tees`)."""

@@ -1,5 +1,6 @@
-"""The real verifier: Intel DCAP quotes, AMD SEV-SNP reports and NVIDIA GPU reports under the anchors in the
-options (by default the vendor roots pinned in :mod:`cchet.attest.verify.roots`).
+"""The real verifier: Intel DCAP quotes, AMD SEV-SNP reports, each TEE family's reports (:mod:`cchet.attest.tees`)
+and NVIDIA GPU reports under the anchors in the options (by default the vendor roots pinned in
+:mod:`cchet.attest.verify.roots`).
 
 Every device is verified and every failure collected; the :class:`~cchet.attest.verify.verified.Verification`
 lists them all with what each device's checks established. A device chained to a simulated anchor is stamped
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from cchet.attest.evidence import CompositeEvidence
 from cchet.attest.formats.dcap import Quote
+from cchet.attest.tees import is_extra, tee
 from cchet.attest.verify.amd import verify_snp_device
 from cchet.attest.verify.intel import verify_quote_device
 from cchet.attest.verify.nvidia import verify_gpu_device
@@ -33,7 +35,11 @@ class VendorVerifier:
         failures: list[str] = []
         report = evidence.cpu.report
         expected = options.expected_report_data
-        if isinstance(report, Quote):
+        if is_extra(evidence.cpu.kind):
+            cpu, cpu_failures = tee(evidence.cpu.kind).verify(
+                report, evidence.cpu.certificates, options, expected_report_data=expected
+            )
+        elif isinstance(report, Quote):
             cpu, cpu_failures = verify_quote_device(
                 report, options, event_log=evidence.cpu.event_log, expected_report_data=expected
             )

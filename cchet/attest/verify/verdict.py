@@ -107,7 +107,7 @@ def _lone_gpu(
 
 
 def judge(
-    evidence: CompositeEvidence | Quote | SnpReport | SpdmReport,
+    evidence: CompositeEvidence | Quote | SnpReport | SpdmReport | Any,
     options: VerifyOptions,
     *,
     certificates: bytes = b"",
@@ -127,8 +127,8 @@ def judge(
         if policy is not None:
             raise ValueError("--policy needs CPU evidence; a lone GPU report takes the default policy")
         return _lone_gpu(evidence, certificates, options, nonce, verify_only)
-    if isinstance(evidence, Quote | SnpReport):
-        evidence = CompositeEvidence(CpuEvidence(evidence, certificates))
+    if not isinstance(evidence, CompositeEvidence):
+        evidence = CompositeEvidence(CpuEvidence(evidence, certificates))  # a quote, an SNP or a family's report
     verified = verify_evidence(evidence, options.replace(expected_report_data=nonce))
     claims: dict[str, Any] = {"cpu": cpu_claims(evidence), **{f"gpu{g.index}": gpu_claims(g) for g in evidence.gpus}}
     violations: list[str] = []
