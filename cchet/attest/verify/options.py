@@ -33,7 +33,10 @@ __all__ = [
     "pinned_anchors",
 ]
 
-VENDORS = ("intel", "amd", "nvidia", "nvidia-rim")
+VENDORS = ("intel", "amd", "nvidia", "nvidia-rim", "hygon", "arm-cca")
+RAW_ROOT_VENDORS = ("hygon", "arm-cca")
+"""Vendors whose roots are not X.509 certificates: a Hygon root key certificate (Hygon's own format), an Arm
+CCA platform attestation key. Their anchor holds those bytes as they are, named by ``name``."""
 
 IntelCollateralSource = Callable[["Quote"], "Mapping[str, str] | None"]
 """Returns dcap-qvl ``QuoteCollateralV3`` JSON fields for a quote, or None when it has none."""
@@ -43,8 +46,10 @@ IntelCollateralSource = Callable[["Quote"], "Mapping[str, str] | None"]
 class TrustAnchor:
     """A root trusted for one vendor: its certificate, or only its SHA-256 fingerprint (a pinned vendor root,
     whose certificate arrives with the evidence). ``simulated`` anchors must carry their certificate and say
-    SIMULATED in its subject; everything verified under them is stamped SIMULATED. Raises ``ValueError`` for
-    an unknown vendor, a fingerprint that does not match the certificate, or a SIMULATED mismatch."""
+    SIMULATED in its subject; everything verified under them is stamped SIMULATED. For the vendors of
+    :data:`RAW_ROOT_VENDORS` ``certificate_der`` holds the root in its own format and ``name`` stands for the
+    subject. Raises ``ValueError`` for an unknown vendor, a fingerprint that does not match the certificate,
+    or a SIMULATED mismatch."""
 
     vendor: str
     certificate_der: bytes = b""
@@ -60,8 +65,12 @@ class TrustAnchor:
                 raise ValueError("a trust anchor needs its certificate, or (real roots only) a SHA-256 fingerprint")
             object.__setattr__(self, "sha256", self.sha256.lower())
             return
-        cert = x509.load_der_x509_certificate(self.certificate_der)
-        subject = cert.subject.rfc4514_string()
+        if self.vendor in RAW_ROOT_VENDORS:
+            if not self.name:
+                raise ValueError(f"a {self.vendor} trust anchor (not an X.509 certificate) needs a name")
+            subject = self.name
+        else:
+            subject = x509.load_der_x509_certificate(self.certificate_der).subject.rfc4514_string()
         if self.simulated and "SIMULATED" not in subject:
             raise ValueError("a simulated trust anchor's subject must say SIMULATED")
         if not self.simulated and "SIMULATED" in subject:
