@@ -13,9 +13,9 @@ known-good evidence. It verifies nothing: give it evidence you already trust.
 policy (or ``--policy FILE``, or none with ``--verify-only``): exit 0 when it verifies and the policy passes,
 1 with a one-line reason and the full list otherwise, 2 for usage errors (:mod:`cchet.attest.verify.verdict`).
 
-``cchet collateral fetch EVIDENCE...`` fills the local collateral cache from Intel PCS, AMD KDS and the
-NVIDIA RIM service for the evidence given; ``cchet collateral status`` lists what is cached and warns about
-what expires soon.
+``cchet collateral fetch EVIDENCE...`` fills the local collateral cache from Intel PCS, AMD KDS, the
+NVIDIA RIM service and Hygon's KDS for the evidence given; ``cchet collateral status`` lists what is cached and
+warns about what expires soon.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cchet.attest.tees import EXTRA, is_extra
+from cchet.attest.tees import EXTRA, is_extra, tee
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from cchet.attest.collateral import CollateralCache
+    from cchet.attest.collateral import CollateralCache, CollateralSource
     from cchet.attest.formats.dcap import Quote
     from cchet.attest.formats.snp import SnpReport
     from cchet.attest.verify.options import CollateralProvider
@@ -102,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fetch.add_argument("--intel-root-crl", help="Intel SGX root CRL URL")
     fetch.add_argument("--amd-kds", help="AMD KDS base URL")
     fetch.add_argument("--nvidia-rim", help="NVIDIA RIM service base URL")
+    fetch.add_argument("--hygon-kds", help="Hygon KDS base URL (HSK/CEK by chip serial, the HRK)")
     fetch.add_argument("--at", help="refetch what is no longer current at this time (default now)")
     fetch.set_defaults(run=_collateral_fetch)
     status = actions.add_parser("status", help="list cached collateral and what expires soon")
@@ -139,6 +140,7 @@ def _attest(args: argparse.Namespace) -> int:
         if args.policy is not None
         else Policy(
             name="simulate",
+            tee_kinds=(kind,),
             allow_simulation=True,
             gpu="required" if gpus else "optional",
             min_tcb_status="OutOfDateConfigurationNeeded",
@@ -200,20 +202,25 @@ def _time(text: str | None) -> dt.datetime | None:
     return t
 
 
-def _read_certs(paths: list[Path]) -> bytes:
-    """PEM of every certificate under ``paths`` (files or folders), put in chain order."""
+def _read_certs(paths: list[Path], kind: str = "") -> bytes:
+    """PEM of every X.509 certificate under ``paths`` (files or folders), put in chain order; for a TEE family
+    whose roots are not X.509 (Hygon's, Arm CCA's), the files' bytes back to back, which its verifier parses."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from cchet.attest.formats.certchain import der_to_pem
     from cchet.attest.verify.amd_certs import load_amd_certificates
     from cchet.attest.verify.chain_order import order_chain
+    from cchet.attest.verify.options import RAW_ROOT_VENDORS
 
-    certs = []
+    files = []
     for path in paths:
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            data = f.read_bytes()
-            certs += load_amd_certificates(data if b"-----BEGIN" in data else der_to_pem(data))
+        files += sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    if is_extra(kind) and set(tee(kind).vendors) & set(RAW_ROOT_VENDORS):
+        return b"".join(f.read_bytes() for f in files)
+    certs = []
+    for f in files:
+        data = f.read_bytes()
+        certs += load_amd_certificates(data if b"-----BEGIN" in data else der_to_pem(data))
     return b"".join(c.public_bytes(Encoding.PEM) for c in order_chain(certs))
 
 
@@ -228,7 +235,7 @@ def _read_rims(paths: list[Path]) -> tuple[bytes, ...]:
 class _FileCollateral:
     """``--collateral FILE``: Intel collateral JSON or an AMD CRL, in front of the default cache."""
 
-    def __init__(self, path: Path, fallback: CollateralProvider) -> None:
+    def __init__(self, path: Path, fallback: CollateralSource) -> None:
         data = path.read_bytes()
         self._intel: dict[str, str] | None = json.loads(data) if data.lstrip().startswith(b"{") else None
         self._crl = None if self._intel is not None else data
@@ -248,6 +255,12 @@ class _FileCollateral:
 
     def nvidia_rim(self, rim_id: str, now: dt.datetime) -> bytes | None:
         return self._fallback.nvidia_rim(rim_id, now)
+
+    def hygon_hsk_cek(self, serial: str, now: dt.datetime) -> bytes | None:
+        return self._fallback.hygon_hsk_cek(serial, now)
+
+    def hygon_hrk(self, now: dt.datetime) -> bytes | None:
+        return self._fallback.hygon_hrk(now)
 
 
 def _usage(message: str) -> int:
@@ -288,7 +301,7 @@ def _verify(args: argparse.Namespace) -> int:
         if len(nonce) != want:
             return _usage(f"--nonce must be {want} bytes for this evidence, got {len(nonce)}")
     try:
-        certs = _read_certs(args.certs)
+        certs = _read_certs(args.certs, getattr(evidence, "kind", ""))
         rims = _read_rims(args.rims)
         policy = Policy.from_file(args.policy) if args.policy is not None else None
     except (OSError, ValueError, EvidenceFormatError) as e:
@@ -354,6 +367,7 @@ def _collateral_fetch(args: argparse.Namespace) -> int:
 
     from cchet.attest.claims import gpu_rim_ids
     from cchet.attest.collateral import CollateralSource, ServiceUrls, UrllibFetcher
+    from cchet.attest.collateral.source import valid_hygon_serial
     from cchet.attest.evidence import CompositeEvidence, GpuEvidence
     from cchet.attest.formats import parse
     from cchet.attest.formats.dcap import Quote
@@ -368,6 +382,7 @@ def _collateral_fetch(args: argparse.Namespace) -> int:
         intel_root_crl=args.intel_root_crl or base.intel_root_crl,
         amd_kds=args.amd_kds or base.amd_kds,
         nvidia_rim_service=args.nvidia_rim or base.nvidia_rim_service,
+        hygon_kds=args.hygon_kds or base.hygon_kds,
     )
     cache = _cache(args.cache)
     source = CollateralSource(cache, UrllibFetcher(), urls)
@@ -381,7 +396,20 @@ def _collateral_fetch(args: argparse.Namespace) -> int:
     for path in args.evidence:
         ev = parse(path.read_bytes())
         cpu = ev.cpu.report if isinstance(ev, CompositeEvidence) else ev
-        if isinstance(cpu, Quote):
+        cpu = getattr(cpu, "vendor_report", cpu)  # an Azure vTPM CVM's: its SNP report or TD quote
+        kind = getattr(cpu, "kind", "")
+        if kind == "csv":
+            serial: str = getattr(cpu, "serial_number", "")
+            if valid_hygon_serial(serial):
+                what = f"Hygon HSK/CEK of chip {serial}"
+                missing += not _fetched(path, what, partial(source.hygon_hsk_cek, serial, now))
+            else:
+                print(f"{path}: Hygon HSK/CEK NOT available: the report's serial {serial!r} cannot name a chip")
+                missing += 1
+            missing += not _fetched(path, "Hygon Root Key", partial(source.hygon_hrk, now))
+        elif is_extra(kind):
+            print(f"{path}: {kind} evidence needs no collateral from a service (its roots come with the options)")
+        elif isinstance(cpu, Quote):
             missing += not _fetched(path, "Intel collateral", partial(source.intel, cpu, now))
         elif isinstance(cpu, SnpReport):
             chain = ev.cpu.certificates if isinstance(ev, CompositeEvidence) else certs
@@ -415,6 +443,8 @@ def _collateral_fetch(args: argparse.Namespace) -> int:
 
 
 def _collateral_status(args: argparse.Namespace) -> int:
+    from cchet.attest.collateral.expiry import NEVER
+
     try:
         now = _time(args.at) or dt.datetime.now(dt.UTC)
     except ValueError as e:
@@ -427,7 +457,7 @@ def _collateral_status(args: argparse.Namespace) -> int:
     bad = 0
     for entry in entries:
         state = entry.state(now, warn)
-        until = entry.expires.isoformat() if entry.expires else "?"
+        until = "never" if entry.expires == NEVER else entry.expires.isoformat() if entry.expires else "?"
         print(f"  {state:10} {entry.kind:10} {entry.key}  (until {until})")
         if state != "ok":
             bad += 1

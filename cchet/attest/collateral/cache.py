@@ -1,8 +1,9 @@
 """The local collateral cache: files under one directory, one per piece of collateral, written atomically.
 
 Layout: ``intel/<tee>-<FMSPC>-<ca>.json`` (dcap-qvl ``QuoteCollateralV3`` fields), ``amd/<product>-<key>-chain.pem``,
-``amd/<product>-<key>-crl.der``, ``amd/vcek-<product>-<hwid>-<tcb>.der``, ``nvidia/<rim id>.xml``. The cache
-trusts nothing it holds: everything read from it is verified like fresh collateral.
+``amd/<product>-<key>-crl.der``, ``amd/vcek-<product>-<hwid>-<tcb>.der``, ``nvidia/<rim id>.xml``,
+``hygon/hsk_cek-<serial>.cert`` and ``hygon/hrk.cert``. The cache trusts nothing it holds: everything read from it
+is verified like fresh collateral.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from cchet.attest.collateral.expiry import expiry_of
 
 __all__ = ["CacheEntry", "CollateralCache", "default_cache_dir"]
 
-_KINDS = {"intel": ".json", "amd-chain": "-chain.pem", "amd-crl": "-crl.der", "amd-vcek": ".der", "nvidia-rim": ".xml"}
+_KINDS = {
+    "intel": ".json",
+    "amd-chain": "-chain.pem",
+    "amd-crl": "-crl.der",
+    "amd-vcek": ".der",
+    "nvidia-rim": ".xml",
+    "hygon": ".cert",
+}
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -55,7 +63,8 @@ class CollateralCache:
 
     root: Path
 
-    def _path(self, kind: str, key: str) -> Path:
+    def path(self, kind: str, key: str) -> Path:
+        """Where ``kind``/``key`` is (or would be) cached."""
         if kind not in _KINDS or not _SAFE.match(key):
             raise ValueError(f"bad cache key {kind}/{key!r}")
         folder = "nvidia" if kind == "nvidia-rim" else kind.split("-", maxsplit=1)[0]
@@ -64,13 +73,13 @@ class CollateralCache:
     def get(self, kind: str, key: str) -> bytes | None:
         """The cached bytes, or None."""
         try:
-            return self._path(kind, key).read_bytes()
+            return self.path(kind, key).read_bytes()
         except FileNotFoundError:
             return None
 
     def put(self, kind: str, key: str, data: bytes) -> Path:
         """Stores ``data`` atomically (write beside, then rename); returns the path."""
-        path = self._path(kind, key)
+        path = self.path(kind, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:

@@ -14,7 +14,10 @@ from cchet.attest.verify.amd_certs import load_amd_certificates
 from cchet.attest.verify.crl import load_crl
 from cchet.errors import EvidenceFormatError
 
-__all__ = ["expiry_of"]
+__all__ = ["NEVER", "expiry_of"]
+
+NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
+"""The expiry of collateral that carries no validity period (Hygon's certificates)."""
 
 _X509_IN_XML = re.compile(rb"X509Certificate>\s*([A-Za-z0-9+/=\s]+?)\s*</")
 
@@ -33,8 +36,9 @@ def _intel(data: bytes) -> list[dt.datetime]:
 
 
 def expiry_of(kind: str, data: bytes) -> dt.datetime | None:
-    """The instant ``data`` (collateral of ``kind``: intel, amd-chain, amd-crl, amd-vcek, nvidia-rim)
-    expires; None when it cannot be read (the verifier will say why when it is used)."""
+    """The instant ``data`` (collateral of ``kind``: intel, amd-chain, amd-crl, amd-vcek, nvidia-rim, hygon)
+    expires, :data:`NEVER` for Hygon certificates (they carry no validity period); None when it cannot be read
+    (the verifier will say why when it is used)."""
     try:
         if kind == "intel":
             times = _intel(data)
@@ -48,6 +52,10 @@ def expiry_of(kind: str, data: bytes) -> dt.datetime | None:
                 x509.load_der_x509_certificate(base64.b64decode(m.group(1))).not_valid_after_utc
                 for m in _X509_IN_XML.finditer(data)
             ]
+        elif kind == "hygon":
+            from cchet.attest.tees.csv.certs import parse_certificates
+
+            times = [NEVER] if parse_certificates(data) else []
         else:
             return None
     except (ValueError, KeyError, TypeError, binascii.Error, EvidenceFormatError):

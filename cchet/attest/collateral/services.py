@@ -1,10 +1,11 @@
-"""The vendor collateral services and their URL paths: Intel PCS (v4), AMD KDS, NVIDIA RIM service.
+"""The vendor collateral services and their URL paths: Intel PCS (v4), AMD KDS, NVIDIA RIM service, Hygon KDS.
 
 Base URLs are data, so tests point them at a server on 127.0.0.1 that serves files at the real paths.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 
 __all__ = ["ServiceUrls"]
@@ -18,6 +19,7 @@ class ServiceUrls:
     intel_root_crl: str = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
     amd_kds: str = "https://kdsintf.amd.com"
     nvidia_rim_service: str = "https://rim.attestation.nvidia.com"
+    hygon_kds: str = "https://cert.hygon.cn"
 
     def intel_tcb_info(self, tee: str, fmspc: bytes) -> str:
         """``tee`` is ``"sgx"`` or ``"tdx"``; the response header TCB-Info-Issuer-Chain carries the chain."""
@@ -46,3 +48,11 @@ class ServiceUrls:
     def nvidia_rim_url(self, rim_id: str) -> str:
         """JSON with the base64 RIM under ``rim``."""
         return f"{self.nvidia_rim_service}/v1/rim/{rim_id}"
+
+    def hygon_hsk_cek(self, serial: str) -> str:
+        """A Hygon chip's HSK (CA format, 832 bytes) then CEK (CSV format, 2084 bytes), by chip serial number."""
+        return f"{self.hygon_kds}/hsk_cek?snumber={urllib.parse.quote(serial, safe='')}"
+
+    def hygon_hrk(self) -> str:
+        """The Hygon Root Key certificate (CA format, 832 bytes)."""
+        return f"{self.hygon_kds}/hrk"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,7 +27,16 @@ if TYPE_CHECKING:
     from cchet.attest.formats.dcap import Quote
     from cchet.attest.formats.snp import SnpReport
 
-__all__ = ["CollateralSource", "intel_cache_key"]
+__all__ = ["HYGON_HRK_SIZE", "HYGON_HSK_CEK_SIZE", "CollateralSource", "intel_cache_key", "valid_hygon_serial"]
+
+HYGON_HSK_CEK_SIZE = 832 + 2084
+HYGON_HRK_SIZE = 832
+_HYGON_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def valid_hygon_serial(serial: str) -> bool:
+    """Whether ``serial`` can name a Hygon chip at the KDS and in the cache (letters, digits, ``._-``; 1-64)."""
+    return bool(_HYGON_SERIAL.match(serial))
 
 
 def intel_cache_key(quote: Quote) -> tuple[str, bytes, str] | None:
@@ -134,6 +144,26 @@ class CollateralSource:
         """The signed RIM (SWID XML) named ``rim_id`` (``NV_GPU_DRIVER_GH100_550.90.07``...)."""
         url = self.urls.nvidia_rim_url(rim_id)
         return self._lookup("nvidia-rim", rim_id, now, lambda: self._rim(url))
+
+    def hygon_hsk_cek(self, serial: str, now: dt.datetime) -> bytes | None:
+        """Hygon KDS's HSK then CEK of chip ``serial`` (2916 bytes, cached as ``hygon/hsk_cek-<serial>.cert``);
+        ``ValueError`` for a serial that cannot name a chip."""
+        if not valid_hygon_serial(serial):
+            raise ValueError(f"{serial!r} is not a Hygon chip serial number (letters, digits, '._-'; 1-64)")
+        url = self.urls.hygon_hsk_cek(serial)
+        return self._lookup("hygon", f"hsk_cek-{serial}", now, lambda: self._sized(url, HYGON_HSK_CEK_SIZE))
+
+    def hygon_hrk(self, now: dt.datetime) -> bytes | None:
+        """Hygon KDS's Root Key certificate (832 bytes, ``hygon/hrk.cert``); trusted only if it hashes to a pinned
+        root."""
+        url = self.urls.hygon_hrk()
+        return self._lookup("hygon", "hrk", now, lambda: self._sized(url, HYGON_HRK_SIZE))
+
+    def _sized(self, url: str, size: int) -> bytes:
+        body = self._get(url)
+        if len(body) != size:
+            raise FetchError(f"{url}: expected {size} bytes of Hygon certificates, got {len(body)}")
+        return body
 
     def _get(self, url: str) -> bytes:
         assert self.fetcher is not None

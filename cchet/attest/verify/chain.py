@@ -29,7 +29,7 @@ from cryptography import x509
 from cchet.attest.formats.certchain import CertificateIdentity
 from cchet.attest.verify import memo
 from cchet.attest.verify.failure import Failure
-from cchet.attest.verify.options import TrustAnchor
+from cchet.attest.verify.options import RAW_ROOT_VENDORS, TrustAnchor
 
 __all__ = ["MAX_PATH_LENGTH", "CertificationPath", "build_path", "der_sha256", "verify_chain", "verify_path"]
 
@@ -62,7 +62,7 @@ def _issuing_anchor(
     cert: x509.Certificate, ident: CertificateIdentity, anchors: Sequence[TrustAnchor]
 ) -> TrustAnchor | None:
     for anchor in anchors:
-        if not anchor.certificate_der:
+        if not anchor.certificate_der or anchor.vendor in RAW_ROOT_VENDORS:  # not X.509: another family's root
             continue
         root = x509.load_der_x509_certificate(anchor.certificate_der)  # from the options: trusted, not capped
         if ident.may_be_issued_by(memo.identity(root)) and memo.issued_by(cert, root) is None:

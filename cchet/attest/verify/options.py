@@ -94,11 +94,11 @@ class TrustAnchor:
 
 
 def pinned_anchors() -> tuple[TrustAnchor, ...]:
-    """The real vendor roots: Intel SGX Root CA, AMD ARK Milan/Genoa/Turin, NVIDIA Device Identity CA and
-    NVIDIA RIM signing root, each pinned by fingerprint."""
-    from cchet.attest.verify.roots import AMD_ARKS, INTEL_SGX_ROOT, NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT
+    """The real vendor roots: Intel SGX Root CA, AMD ARK Milan/Genoa/Turin, NVIDIA Device Identity CA, NVIDIA
+    RIM signing root and the Hygon Root Key, each pinned by fingerprint."""
+    from cchet.attest.verify.roots import AMD_ARKS, HYGON_HRK, INTEL_SGX_ROOT, NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT
 
-    roots = (INTEL_SGX_ROOT, *AMD_ARKS.values(), NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT)
+    roots = (INTEL_SGX_ROOT, *AMD_ARKS.values(), NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT, HYGON_HRK)
     return tuple(TrustAnchor.pinned(r) for r in roots)
 
 

@@ -50,3 +50,9 @@ NVIDIA_DEVICE_ROOT = PinnedRoot(
 NVIDIA_RIM_ROOT = PinnedRoot(
     "nvidia-rim", "NVIDIA CoRIM signing Root CA", "12977b5115acb0381179279fffeb5a8c4d264971ebb32298023a465fa41df5d1"
 )
+
+HYGON_HRK = PinnedRoot(
+    "hygon", "Hygon Root Key (HRK)", "296efa97580464aca0ab5eefe42199ee05862182508d1629f29cf4dc175b10cd"
+)
+"""The Hygon Root Key certificate (Hygon's CA format, 832 bytes, https://cert.hygon.cn/hrk): SHA-256 of the
+``hrk.cert`` trustee and csv-rs compile in. It self-signs with SM2/SM3 (ID ``HYGON-SSD-HRK``) and signs each HSK."""

@@ -20,6 +20,7 @@ from cchet.attest.formats.dcap import Quote
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.formats.spdm import SpdmReport
 from cchet.attest.policy import Policy
+from cchet.attest.tees import ALL
 from cchet.attest.verify.checks import CHECKS
 from cchet.attest.verify.failure import check_of
 from cchet.attest.verify.options import VerifyOptions
@@ -27,7 +28,7 @@ from cchet.attest.verify.verified import VerifiedDevice
 
 __all__ = ["DEFAULT_POLICY", "Verdict", "judge"]
 
-DEFAULT_POLICY = Policy(name="cchet-verify-default", require_binding=False)
+DEFAULT_POLICY = Policy(name="cchet-verify-default", require_binding=False, tee_kinds=ALL)
 _NOT_PINNED = {
     "measurements": "cpu: measurements not pinned (pass --policy to pin them)",
     "snp_min_tcb": "cpu: no SEV-SNP TCB floor pinned (pass --policy with snp_min_tcb)",
