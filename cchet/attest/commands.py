@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cchet.attest.tees import EXTRA, is_extra, tee
+from cchet.attest.tees import EXTRA, is_extra, tee, tees
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from cchet.attest.collateral import CollateralCache, CollateralSource
     from cchet.attest.formats.dcap import Quote
     from cchet.attest.formats.snp import SnpReport
-    from cchet.attest.verify.options import CollateralProvider
+    from cchet.attest.verify.options import CollateralProvider, TrustAnchor
 
 __all__ = ["register"]
 
@@ -81,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--certs", type=Path, action="append", default=[], help="a leaf, a chain file or a folder (repeatable)"
     )
     verify.add_argument(
-        "--collateral", type=Path, help="a collateral cache folder, Intel collateral JSON, or an AMD CRL file"
+        "--collateral",
+        type=Path,
+        help="a collateral cache folder, Intel collateral JSON, an AMD CRL, or Arm CCA endorsements (tastore/JWK/PEM)",
     )
     verify.add_argument("--rims", type=Path, action="append", default=[], help="a signed RIM file or a folder of them")
     verify.add_argument("--at", help="verification time, ISO 8601 (2025-07-19T10:00:34Z) or Unix seconds")
@@ -263,6 +265,16 @@ class _FileCollateral:
         return self._fallback.hygon_hrk(now)
 
 
+def _family_anchors(data: bytes) -> tuple[TrustAnchor, ...]:
+    """The trust anchors a TEE family finds in a ``--collateral FILE`` (an Arm CCA tastore, CPAK JWK or PEM
+    public key), or ``()``; ``ValueError`` when a family recognises the file but it is malformed."""
+    for family in tees():
+        found = family.anchors_from_collateral(data)
+        if found:
+            return found
+    return ()
+
+
 def _usage(message: str) -> int:
     print(f"cchet verify: error: {message}", file=sys.stderr)
     return _USAGE
@@ -276,7 +288,7 @@ def _verify(args: argparse.Namespace) -> int:
     from cchet.attest.formats.snp import SnpReport
     from cchet.attest.formats.spdm import SpdmReport
     from cchet.attest.policy import Policy
-    from cchet.attest.verify.options import default_options
+    from cchet.attest.verify.options import default_options, pinned_anchors
     from cchet.attest.verify.verdict import judge
     from cchet.errors import EvidenceFormatError
 
@@ -308,14 +320,20 @@ def _verify(args: argparse.Namespace) -> int:
         return _usage(str(e))
     cache = CollateralSource.default()
     collateral: CollateralProvider = cache
+    anchors: tuple[TrustAnchor, ...] = ()
     if args.collateral is not None:
         if args.collateral.is_dir():
             collateral = CollateralSource(CollateralCache(args.collateral))
         elif args.collateral.is_file():
-            collateral = _FileCollateral(args.collateral, cache)
+            try:
+                anchors = _family_anchors(args.collateral.read_bytes())
+            except (OSError, ValueError) as e:
+                return _usage(f"--collateral {args.collateral}: {e}")
+            if not anchors:
+                collateral = _FileCollateral(args.collateral, cache)
         else:
             return _usage(f"--collateral {args.collateral}: no such file or folder")
-    options = default_options(now=at, collateral=collateral, rims=rims)
+    options = default_options(now=at, collateral=collateral, rims=rims, anchors=(*pinned_anchors(), *anchors))
     try:
         verdict = judge(evidence, options, certificates=certs, nonce=nonce, policy=policy, verify_only=args.verify_only)
     except ValueError as e:

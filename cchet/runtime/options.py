@@ -64,7 +64,7 @@ def _keys(value: object) -> tuple[bytes, ...]:
 
 
 CCHET_OPTIONS: Mapping[str, tuple[Callable[[object], Any], Any, str]] = {
-    "tee": (_tee, "any", "CPU TEE kind the task needs: 'tdx', 'snp', 'sgx' or 'any'"),
+    "tee": (_tee, "any", "CPU TEE kind the task needs: " + ", ".join(map(repr, TEE_CHOICES))),
     "gpu": (_gpu, None, "None, or 'cc' for an attested GPU in confidential-computing mode"),
     "policy": (_policy, None, "a cchet.Policy the worker must also satisfy (default: the session's)"),
     "keys": (_keys, (), "extra keys (DataKey or key id) the task may receive from the broker"),

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cchet.attest.policy import Policy
+from cchet.attest.tees import ALL
 from cchet.broker.tickets import TICKET_TTL_S, issue_ticket
 from cchet.errors import CchetError, IntegrityError, PlacementError
 from cchet.hazmat.keys import DataKey
@@ -365,7 +366,8 @@ def init(
     kinds: tuple[str, ...] = () if simulate is None else (simulate,) if isinstance(simulate, str) else tuple(simulate)
     if simulate is not None:
         if not kinds:
-            raise ValueError("simulate= needs a kind ('tdx', 'snp', 'sgx', optionally '+gpu') or a list of them")
+            named = ", ".join(map(repr, ALL))
+            raise ValueError(f"simulate= needs a kind ({named}; optionally '+gpu') or a list of them")
         gpus = max(parse_kind(k)[1] for k in kinds)
         sim_key_dir = str(default_key_dir())
         options = simulation_options(SimulatedAuthority.open(sim_key_dir))

@@ -22,7 +22,7 @@ from tests.attest.conftest import NOW
 from tests.conftest import REPO, fixture_path
 
 
-@pytest.mark.parametrize("kind", ["tdx", "snp+gpu", "sgx+2gpu", "az-snp", "az-tdx+gpu", "csv"])
+@pytest.mark.parametrize("kind", ["tdx", "snp+gpu", "sgx+2gpu", "az-snp", "az-tdx+gpu", "csv", "cca"])
 def test_attest_simulate_json(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["attest", "--simulate", kind, "--key-dir", str(tmp_path / "k"), "--json"]) == 0
     ear = json.loads(capsys.readouterr().out)

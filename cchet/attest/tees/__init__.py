@@ -99,6 +99,10 @@ class Tee(Protocol):
         """This machine's :class:`~cchet.attest.attesters.base.CpuAttester` for the kind, or None when its
         interface is not here (it must not touch the hardware to find out)."""
 
+    def anchors_from_collateral(self, data: bytes) -> tuple[TrustAnchor, ...]:
+        """The trust anchors in a file given as ``cchet verify --collateral FILE`` when it holds this family's
+        (Arm CCA endorsements), else ``()``; ``ValueError`` when it is one of its formats but malformed."""
+
 
 def is_extra(kind: str) -> bool:
     return kind in EXTRA

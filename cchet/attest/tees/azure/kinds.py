@@ -99,6 +99,9 @@ class AzureTee:
     def simulated_anchors(self, authority: SimulatedAuthority) -> tuple[TrustAnchor, ...]:
         return ()  # the hardware reports chain to the authority's own simulated AMD and Intel roots
 
+    def anchors_from_collateral(self, data: bytes) -> tuple[TrustAnchor, ...]:
+        return ()  # the AMD and Intel roots are pinned; their collateral is the vendors' (cchet collateral fetch)
+
     def local_attester(self) -> Any:
         if not interface_present(_ROOT):
             return None

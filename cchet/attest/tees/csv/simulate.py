@@ -20,7 +20,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from cchet.attest.tees.csv import sm2
 from cchet.attest.tees.csv.certs import (
@@ -191,6 +191,9 @@ class SimulatedHygon:
 
     def __repr__(self) -> str:  # never print the private scalars
         return f"SimulatedHygon(key_dir={str(self.key_dir)!r}, serial={self.serial!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("simulated Hygon keys are not pickled; open them from their key directory")
 
     @classmethod
     def open(cls, authority: SimulatedAuthority) -> SimulatedHygon:

@@ -90,6 +90,9 @@ class CsvTee:
 
         return (SimulatedHygon.open(authority).anchor(),)
 
+    def anchors_from_collateral(self, data: bytes) -> tuple[TrustAnchor, ...]:
+        return ()  # the Hygon root is pinned; its certificates come with --certs or the collateral cache
+
     def local_attester(self, root: Path = Path("/")) -> Any:
         """A :class:`~cchet.attest.tees.csv.attester.CsvAttester` when ``/dev/csv-guest`` exists, else None
         (only the path is checked)."""
