@@ -6,8 +6,12 @@ key for the impostor. Runs before ``tests/runtime``, like ``test_cluster.py``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +67,7 @@ def families(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
                 "by_kind": {k: {e.node_id for e in entries if e.qualifies and e.tee_kind == k} for k in KINDS},
                 "impostor": impostor.node_id,
                 "audit": audit,
+                "home": home,
             }
         finally:
             cchet.shutdown()
@@ -112,3 +117,16 @@ def test_sealed_values_flow_across_the_three_families(families: dict[str, Any]) 
         (node_id,) = families["by_kind"][kind]
         assert any(node_id in line for line in released), f"no release to the {kind} node"
     assert not any(families["impostor"] in line for line in released)
+
+
+def test_cchet_status_shows_each_kind(families: dict[str, Any]) -> None:
+    rows = {r["node"]: r for r in families["session"].status()}
+    for kind in KINDS:
+        (node_id,) = families["by_kind"][kind]
+        assert rows[node_id]["tee"] == kind and rows[node_id]["verdict"] == "accepted"
+    assert rows[families["impostor"]]["verdict"] != "accepted"
+    env = dict(os.environ, HOME=str(families["home"]))
+    out = subprocess.run(
+        [Path(sys.executable).with_name("cchet"), "status"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert all(f" {kind} " in out for kind in KINDS), out
