@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
 from cchet.attest import formats
@@ -20,7 +21,7 @@ from cchet.attest.simulate import SimulatedAuthority, simulate_tdx_quote, simula
 from cchet.attest.simulate.verifier import simulated_anchors
 from cchet.attest.verify.options import TrustAnchor
 from cchet.attest.verify.roots import INTEL_SGX_ROOT
-from cchet.attest.verify.tcb_signer import TCB_SIGNER_SUBJECT, tcb_signer_problems
+from cchet.attest.verify.tcb_signer import TCB_SIGNER_SUBJECT, _encoded_as_intel, tcb_signer_problems
 from tests.attest.conftest import NOW
 from tests.conftest import fixture_path
 
@@ -42,6 +43,8 @@ def _intel_chain(field: str) -> list[x509.Certificate]:
     collateral = json.loads(fixture_path("dcap_qvl/tdx_quote_collateral.json").read_text())
     return x509.load_pem_x509_certificates(collateral[field].encode())
 
+
+_PRINTABLE = _ASN1Type.PrintableString
 
 _SHORT = {
     NameOID.COMMON_NAME: "CN",
@@ -143,6 +146,50 @@ def test_a_repeated_subject_attribute_is_refused(authority: SimulatedAuthority) 
     name = x509.Name([*_subject(), x509.NameAttribute(NameOID.COMMON_NAME, "Intel SGX TCB Signing")])
     problems = tcb_signer_problems([_issue(authority, subject=name)], _sim_anchor(authority))
     assert len(problems) == 1 and "subject" in problems[0]
+
+
+def test_the_simulated_subject_is_decided_on_its_der(authority: SimulatedAuthority) -> None:
+    """The simulator's subject (Intel's five attributes and OU=SIMULATED) takes the DER comparison; a name in
+    another encoding or with multi-valued RDNs is left to the decoded comparison, which gives the verdict."""
+    assert _encoded_as_intel(authority.certs["intel_tcb_signing"].subject.public_bytes())
+    assert not _encoded_as_intel(_subject(L="Hillsboro", OU="x").public_bytes())
+    repeated = x509.Name([*_subject(), x509.NameAttribute(NameOID.COMMON_NAME, "Intel SGX TCB Signing")])
+    assert not _encoded_as_intel(repeated.public_bytes())
+
+
+@pytest.mark.parametrize(
+    ("rdns", "why"),
+    [
+        # Santa Clara as a PrintableString: the same attribute values, another DER encoding
+        (
+            [
+                x509.RelativeDistinguishedName([x509.NameAttribute(oid, value, _type=_PRINTABLE)])
+                for oid, value in TCB_SIGNER_SUBJECT
+            ],
+            None,
+        ),
+        # the CN hidden in a multi-valued RDN beside a second CN
+        (
+            [
+                x509.RelativeDistinguishedName(
+                    [
+                        x509.NameAttribute(NameOID.COMMON_NAME, "Intel SGX TCB Signing"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "Intel SGX PCK Certificate"),
+                    ]
+                ),
+                *[x509.RelativeDistinguishedName([x509.NameAttribute(o, v)]) for o, v in TCB_SIGNER_SUBJECT[1:]],
+            ],
+            "subject",
+        ),
+    ],
+)
+def test_other_encodings_of_the_subject_get_the_decoded_verdict(
+    authority: SimulatedAuthority, rdns: list[x509.RelativeDistinguishedName], why: str | None
+) -> None:
+    name = x509.Name(rdns)
+    assert not _encoded_as_intel(name.public_bytes())
+    problems = tcb_signer_problems([_issue(authority, subject=name)], _sim_anchor(authority))
+    assert problems == [] if why is None else len(problems) == 1 and why in problems[0]
 
 
 @pytest.mark.parametrize(

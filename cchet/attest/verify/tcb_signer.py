@@ -25,9 +25,11 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from cchet.attest.formats.der import TAG_OID, children, encode_oid
 from cchet.attest.verify import memo
 from cchet.attest.verify.chain import der_sha256
 from cchet.attest.verify.options import TrustAnchor
+from cchet.errors import EvidenceFormatError
 
 __all__ = ["TCB_SIGNER_SUBJECT", "tcb_signer_problems"]
 
@@ -45,9 +47,48 @@ _SUBJECT_DER = x509.Name([x509.NameAttribute(oid, value) for oid, value in TCB_S
 """Intel's TCB signing subject as Intel encodes it (its real certificate carries exactly these bytes)."""
 
 
+def _rdns(name_der: bytes) -> list[bytes]:
+    """Each relative distinguished name (SET) of a Name's DER, as its whole DER element."""
+    (name,) = children(name_der, field="subject")
+    out = []
+    pos = 0
+    for rdn in children(name.value, field="subject.rdn"):
+        out.append(name.value[pos : rdn.end])
+        pos = rdn.end
+    return out
+
+
+_SUBJECT_RDNS = frozenset(_rdns(_SUBJECT_DER))
+_SUBJECT_OIDS = frozenset(encode_oid(oid.dotted_string)[2:] for oid, _ in TCB_SIGNER_SUBJECT)  # contents
+
+
+def _encoded_as_intel(subject_der: bytes) -> bool:
+    """Whether the subject holds each of Intel's five attributes exactly once, encoded as Intel encodes it,
+    and any other attribute (the simulator's ``OU=SIMULATED``) in single-valued RDNs of other types: decided
+    on the DER, without building the name. False when unsure (the caller then compares the decoded name)."""
+    rdns = _rdns(subject_der)
+    if len(rdns) - len(set(rdns)) or len(_SUBJECT_RDNS.intersection(rdns)) != len(_SUBJECT_RDNS):
+        return False
+    for rdn in rdns:
+        if rdn in _SUBJECT_RDNS:
+            continue
+        (rdn_set,) = children(rdn, field="subject.rdn")
+        attributes = children(rdn_set.value, field="subject.rdn")
+        if len(attributes) != 1:
+            return False
+        oid = children(attributes[0].value, field="subject.attribute")[0]
+        if oid.tag != TAG_OID or oid.value in _SUBJECT_OIDS:
+            return False
+    return True
+
+
 def _subject_problem(cert: x509.Certificate) -> str | None:
-    if memo.identity(cert).subject == _SUBJECT_DER:
-        return None  # Intel's own encoding: each attribute once, nothing else
+    subject_der = memo.identity(cert).subject
+    try:
+        if subject_der == _SUBJECT_DER or _encoded_as_intel(subject_der):
+            return None
+    except (EvidenceFormatError, ValueError):
+        pass  # an encoding the fast path does not follow: the decoded name decides
     subject = cert.subject
     found: dict[x509.ObjectIdentifier, list[str | bytes]] = {}
     for attribute in subject:
