@@ -31,7 +31,7 @@ from cchet.attest.verify.chain import MAX_PATH_LENGTH, verify_chain
 from cchet.attest.verify.chain_order import order_chain
 from cchet.attest.verify.failure import raise_failures
 from cchet.attest.verify.gpu import check_gpu
-from cchet.attest.verify.options import TrustAnchor, default_options, pinned_anchors
+from cchet.attest.verify.options import NoCollateral, TrustAnchor, default_options, pinned_anchors
 from cchet.attest.verify.roots import AMD_ARKS, INTEL_SGX_ROOT, NVIDIA_DEVICE_ROOT, NVIDIA_RIM_ROOT
 from cchet.attest.verify.snp import check_amd_chain, check_snp
 from cchet.errors import CertificateChainError
@@ -130,27 +130,15 @@ def test_vlek_report_verifies_with_an_ask_ark_asvk_bundle_in_any_order(
     assert check.anchor is not None and check.anchor.certificate_der == authority.der("amd_ark")
 
 
-class _Kds:
+class _Kds(NoCollateral):
     """A collateral source whose KDS answers the VLEK chain request with the ASK + ARK + ASVK bundle."""
 
     def __init__(self, vlek: Vlek) -> None:
         self.vlek = vlek
 
-    def intel(self, quote: object, now: dt.datetime) -> None:
-        return None
-
     def amd_chain(self, product: str, key: str, now: dt.datetime) -> bytes:
         assert (product, key) == ("Genoa", "vlek")
         return _pem(self.vlek.ask, self.vlek.ark, self.vlek.asvk)
-
-    def amd_vcek(self, report: object, product: str, now: dt.datetime) -> None:
-        return None
-
-    def amd_crl(self, product: str, key: str, now: dt.datetime) -> None:
-        return None
-
-    def nvidia_rim(self, rim_id: str, now: dt.datetime) -> None:
-        return None
 
 
 def test_vlek_evidence_without_its_asvk_gets_the_chain_from_collateral(

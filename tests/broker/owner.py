@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
+from cchet.attest import Policy
+from cchet.attest.simulate.attester import SimulatedAttester
+from cchet.attest.simulate.authority import SimulatedAuthority
+from cchet.attest.simulate.verifier import simulation_options
+from cchet.broker.appraisal import EvidenceAppraiser
 from cchet.broker.broker import KeyBroker
 from cchet.broker.client import BrokerClient, ReleasedKeys
 from cchet.broker.tickets import issue_ticket
+from cchet.broker.transport import InProcessTransport
 
 
 def function_id(name: str) -> bytes:
@@ -48,3 +56,25 @@ class OwnedClient:
         ids = list(key_ids)
         ticket = self.owner.ticket(function, ids)
         return self.client.keys(ids, function=function_id(function).hex(), data_ids=data_ids, ticket=ticket)
+
+
+def simulated_broker(authority: SimulatedAuthority, tmp_path: Path, policy: Policy) -> KeyBroker:
+    """A broker in ``tmp_path`` that appraises evidence against ``authority``'s SIMULATED roots."""
+    return KeyBroker(
+        appraiser=EvidenceAppraiser(simulation_options(authority)),
+        default_policy=policy,
+        state_dir=tmp_path / "state",
+        audit_log=tmp_path / "audit.jsonl",
+    )
+
+
+def simulated_node(
+    broker: KeyBroker, authority: SimulatedAuthority, kind: str, node_id: str = "node-1", **attester: Any
+) -> BrokerClient:
+    """A worker's client on a SIMULATED node of ``kind`` (``attester`` overrides its evidence fields)."""
+    return BrokerClient(
+        InProcessTransport(broker),
+        broker_id=broker.broker_id,
+        attester=SimulatedAttester.for_kind(kind, str(authority.key_dir), **attester),
+        node_id=node_id,
+    )

@@ -19,7 +19,7 @@ from cchet.attest.formats.snp import SnpReport
 from cchet.attest.verify.amd import verify_snp_device
 from cchet.attest.verify.amd_certs import load_amd_certificates
 from cchet.attest.verify.failure import raise_failures
-from cchet.attest.verify.options import VerifyOptions, default_options, pinned_anchors
+from cchet.attest.verify.options import NoCollateral, VerifyOptions, default_options, pinned_anchors
 from cchet.attest.verify.roots import AMD_ARKS, AMD_INTERMEDIATES
 from cchet.attest.verify.snp import check_amd_chain
 from cchet.errors import CertificateChainError, EvidenceFormatError, SignatureError
@@ -76,22 +76,13 @@ def test_go_sev_guest_vcek_from_collateral_when_the_evidence_has_none() -> None:
     """The VCEK by chip id and TCB, and the ASK/ARK chain, come from the collateral source (KDS/cache)."""
     report, _ = go_sev_guest()
 
-    class Kds:
-        def intel(self, quote: object, now: dt.datetime) -> None:
-            return None
-
+    class Kds(NoCollateral):
         def amd_chain(self, product: str, key: str, now: dt.datetime) -> bytes | None:
             assert (product, key) == ("Milan", "vcek")
             return fixture_path("go_sev_guest/milan.testcer").read_bytes()
 
         def amd_vcek(self, r: SnpReport, product: str, now: dt.datetime) -> bytes | None:
             return fixture_path("go_sev_guest/vcek.testcer").read_bytes()
-
-        def amd_crl(self, product: str, key: str, now: dt.datetime) -> None:
-            return None
-
-        def nvidia_rim(self, rim_id: str, now: dt.datetime) -> None:
-            return None
 
     device, failures = verify_snp_device(report, b"", opts(collateral=Kds(), amd_product="Milan"))
     assert failures == [] and device.anchor == AMD_ARKS["Milan"].sha256

@@ -41,7 +41,7 @@ from cchet.attest.tees.azure.verify import (
     td_report_failures,
 )
 from cchet.attest.verify.amd import verify_snp_device
-from cchet.attest.verify.options import VerifyOptions, default_options
+from cchet.attest.verify.options import NoCollateral, VerifyOptions, default_options
 from cchet.attest.verify.roots import AMD_ARKS, INTEL_SGX_ROOT
 from cchet.attest.verify.verdict import judge
 from cchet.cli import main
@@ -61,27 +61,15 @@ def _warnings_are_errors() -> Iterator[None]:
         yield
 
 
-class AmdRoots:
+class AmdRoots(NoCollateral):
     """A collateral source stand-in serving the fixtures' AMD Milan ASK and ARK (and nothing else)."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
 
-    def intel(self, quote: object, now: dt.datetime) -> None:
-        return None
-
     def amd_chain(self, product: str, key: str, now: dt.datetime) -> bytes | None:
         self.asked.append((product, key))
         return fixture_path("amd_roots/ask_ark_milan.pem").read_bytes() if (product, key) == ("Milan", "vcek") else None
-
-    def amd_vcek(self, report: object, product: str, now: dt.datetime) -> None:
-        return None
-
-    def amd_crl(self, product: str, key: str, now: dt.datetime) -> None:
-        return None
-
-    def nvidia_rim(self, rim_id: str, now: dt.datetime) -> None:
-        return None
 
 
 def opts(collateral: Any = None) -> VerifyOptions:

@@ -24,8 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from cchet.attest.formats.der import (
     encode_tlv,
 )
 from cchet.attest.formats.pck import SGX_EXTENSION_OID
+from cchet.attest.simulate.keydir import create_key_dir, pkcs8_pem, write_private
 from cchet.attest.verify.tcb_signer import TCB_SIGNER_SUBJECT, tcb_signer_problems
 
 __all__ = [
@@ -185,64 +184,37 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _create(target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".sim-authority-", dir=target.parent))
-    try:
-        keys = {name: ec.generate_private_key(curve()) for name, curve in _KEYS}
-        for name, key in keys.items():
-            _write(
-                tmp / f"{name}.key",
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                ),
-            )
-        names = {
-            "intel_root": _name(f"Intel SGX Root CA {SIMULATED_MARK}", "Intel Corporation"),
-            "intel_pck_ca": _name(f"Intel SGX PCK Platform CA {SIMULATED_MARK}", "Intel Corporation"),
-            "intel_pck": _name(f"Intel SGX PCK Certificate {SIMULATED_MARK}", "Intel Corporation"),
-            "intel_tcb_signing": _tcb_signer_name(),
-            "amd_ark": _name(f"ARK-Genoa {SIMULATED_MARK}", "Advanced Micro Devices"),
-            "amd_ask": _name(f"SEV-Genoa {SIMULATED_MARK}", "Advanced Micro Devices"),
-            "nvidia_root": _name(f"NVIDIA Device Identity CA {SIMULATED_MARK}", "NVIDIA"),
-            "nvidia_leaf": _name(f"GH100 A01 GSP FMC LF {SIMULATED_MARK}", "NVIDIA"),
-        }
-        fwid = hashlib.sha384(b"cchet simulated GPU firmware " + os.urandom(16)).digest()
-        chip_id = os.urandom(64)
-        plan = (
-            ("intel_root", "intel_root", True, ()),
-            ("intel_pck_ca", "intel_root", True, ()),
-            ("intel_pck", "intel_pck_ca", False, (_sgx_extension(os.urandom(16)),)),
-            ("intel_tcb_signing", "intel_root", False, ()),
-            ("amd_ark", "amd_ark", True, ()),
-            ("amd_ask", "amd_ark", True, ()),
-            ("nvidia_root", "nvidia_root", True, ()),
-            ("nvidia_leaf", "nvidia_root", False, (fwid_extension(fwid),)),
-        )
-        for serial, (name, issuer, ca, exts) in enumerate(plan, start=1):
-            cert = _issue(names[name], keys[name], names[issuer], keys[issuer], ca=ca, serial=serial, extensions=exts)
-            _write(tmp / f"{name}.pem", _pem(cert))
-        _write(tmp / "amd_chip_id.bin", chip_id)
-        _write(tmp / "nvidia_fwid.bin", fwid)
-        os.chmod(tmp, 0o700)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "nvidia_fwid.bin").exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+def _fill(tmp: Path) -> None:
+    keys = {name: ec.generate_private_key(curve()) for name, curve in _KEYS}
+    for name, key in keys.items():
+        write_private(tmp / f"{name}.key", pkcs8_pem(key))
+    names = {
+        "intel_root": _name(f"Intel SGX Root CA {SIMULATED_MARK}", "Intel Corporation"),
+        "intel_pck_ca": _name(f"Intel SGX PCK Platform CA {SIMULATED_MARK}", "Intel Corporation"),
+        "intel_pck": _name(f"Intel SGX PCK Certificate {SIMULATED_MARK}", "Intel Corporation"),
+        "intel_tcb_signing": _tcb_signer_name(),
+        "amd_ark": _name(f"ARK-Genoa {SIMULATED_MARK}", "Advanced Micro Devices"),
+        "amd_ask": _name(f"SEV-Genoa {SIMULATED_MARK}", "Advanced Micro Devices"),
+        "nvidia_root": _name(f"NVIDIA Device Identity CA {SIMULATED_MARK}", "NVIDIA"),
+        "nvidia_leaf": _name(f"GH100 A01 GSP FMC LF {SIMULATED_MARK}", "NVIDIA"),
+    }
+    fwid = hashlib.sha384(b"cchet simulated GPU firmware " + os.urandom(16)).digest()
+    chip_id = os.urandom(64)
+    plan = (
+        ("intel_root", "intel_root", True, ()),
+        ("intel_pck_ca", "intel_root", True, ()),
+        ("intel_pck", "intel_pck_ca", False, (_sgx_extension(os.urandom(16)),)),
+        ("intel_tcb_signing", "intel_root", False, ()),
+        ("amd_ark", "amd_ark", True, ()),
+        ("amd_ask", "amd_ark", True, ()),
+        ("nvidia_root", "nvidia_root", True, ()),
+        ("nvidia_leaf", "nvidia_root", False, (fwid_extension(fwid),)),
+    )
+    for serial, (name, issuer, ca, exts) in enumerate(plan, start=1):
+        cert = _issue(names[name], keys[name], names[issuer], keys[issuer], ca=ca, serial=serial, extensions=exts)
+        write_private(tmp / f"{name}.pem", _pem(cert))
+    write_private(tmp / "amd_chip_id.bin", chip_id)
+    write_private(tmp / "nvidia_fwid.bin", fwid)
 
 
 @dataclass(frozen=True)
@@ -268,7 +240,7 @@ class SimulatedAuthority:
         """
         target = Path(key_dir) if key_dir is not None else default_key_dir()
         if not (target / "nvidia_fwid.bin").exists():
-            _create(target)
+            create_key_dir(target, ".sim-authority-", "nvidia_fwid.bin", _fill)
         keys = {}
         for name, _curve in _KEYS:
             key = serialization.load_pem_private_key((target / f"{name}.key").read_bytes(), password=None)

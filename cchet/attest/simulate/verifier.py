@@ -20,7 +20,7 @@ from cchet.attest.formats.dcap import Quote
 from cchet.attest.simulate.authority import SimulatedAuthority
 from cchet.attest.simulate.dcap import simulated_collateral
 from cchet.attest.verify.failure import Failure
-from cchet.attest.verify.options import TrustAnchor, VerifyOptions, default_options
+from cchet.attest.verify.options import NoCollateral, TrustAnchor, VerifyOptions, default_options
 from cchet.attest.verify.verified import Verification
 
 __all__ = ["SimulatedVerifier", "simulated_anchors", "simulated_rims", "simulation_options"]
@@ -111,25 +111,6 @@ def simulation_options(
         anchors=(*simulated_anchors(authority), rim_root),
         intel_collateral=intel,
         verifier=SimulatedVerifier(),
-        collateral=_NoCollateral(),
+        collateral=NoCollateral(),  # simulated evidence carries its chains; Intel's comes from the simulator
         rims=rims,
     )
-
-
-class _NoCollateral:
-    """Simulated evidence carries its chains and gets Intel collateral from the simulator: no cache."""
-
-    def intel(self, quote: Quote, now: dt.datetime) -> None:
-        return None
-
-    def amd_chain(self, product: str, key: str, now: dt.datetime) -> None:
-        return None
-
-    def amd_vcek(self, report: object, product: str, now: dt.datetime) -> None:
-        return None
-
-    def amd_crl(self, product: str, key: str, now: dt.datetime) -> None:
-        return None
-
-    def nvidia_rim(self, rim_id: str, now: dt.datetime) -> None:
-        return None

@@ -26,6 +26,7 @@ __all__ = [
     "VENDORS",
     "CollateralProvider",
     "IntelCollateralSource",
+    "NoCollateral",
     "TrustAnchor",
     "Verifier",
     "VerifyOptions",
@@ -122,6 +123,26 @@ class CollateralProvider(Protocol):
 
     def nvidia_rim(self, rim_id: str, now: dt.datetime) -> bytes | None:
         """The signed RIM (SWID XML) with this id."""
+
+
+class NoCollateral:
+    """A :class:`CollateralProvider` that has nothing: verification gets only what the evidence carries (and,
+    for Intel quotes, ``VerifyOptions.intel_collateral``). Subclass it to supply one kind of collateral."""
+
+    def intel(self, quote: Quote, now: dt.datetime) -> Mapping[str, str] | None:
+        return None
+
+    def amd_chain(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        return None
+
+    def amd_vcek(self, report: SnpReport, product: str, now: dt.datetime) -> bytes | None:
+        return None
+
+    def amd_crl(self, product: str, key: str, now: dt.datetime) -> bytes | None:
+        return None
+
+    def nvidia_rim(self, rim_id: str, now: dt.datetime) -> bytes | None:
+        return None
 
 
 class Verifier(Protocol):

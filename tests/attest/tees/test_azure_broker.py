@@ -15,15 +15,10 @@ from cchet.attest.appraise import appraise
 from cchet.attest.binding import Binding
 from cchet.attest.policy import Policy
 from cchet.attest.simulate import SimulatedAuthority, simulate_composite, simulation_options
-from cchet.attest.simulate.attester import SimulatedAttester
 from cchet.attest.tees import tee
-from cchet.broker.appraisal import EvidenceAppraiser
-from cchet.broker.broker import KeyBroker
 from cchet.broker.client import BrokerClient
-from cchet.broker.tickets import issue_ticket
-from cchet.broker.transport import InProcessTransport
 from cchet.cli import main
-from tests.broker.owner import function_id
+from tests.broker.owner import Owner, function_id, simulated_broker, simulated_node
 
 KINDS = ("az-snp", "az-tdx")
 
@@ -39,26 +34,14 @@ def test_a_simulated_azure_node_gets_keys_from_the_broker(
 ) -> None:
     section = kind.replace("-", "_")
     policy = Policy(name="azure", tee_kinds=(kind,), allow_simulation=True, **{section: _reference(authority, kind)})
-    broker = KeyBroker(
-        appraiser=EvidenceAppraiser(simulation_options(authority)),
-        default_policy=policy,
-        state_dir=tmp_path / "state",
-        audit_log=tmp_path / "audit.jsonl",
-    )
-    key, job = broker.add_key(), broker.add_key(kind="job")
+    broker = simulated_broker(authority, tmp_path, policy)
+    key, owner = broker.add_key(), Owner(broker)
 
     def client(spec: str, **overrides: Any) -> BrokerClient:
-        return BrokerClient(
-            InProcessTransport(broker),
-            broker_id=broker.broker_id,
-            attester=SimulatedAttester.for_kind(spec, str(authority.key_dir), **overrides),
-            node_id="node-azure",
-        )
+        return simulated_node(broker, authority, spec, "node-azure", **overrides)
 
     def ticket(tee_kind: str) -> bytes:
-        return issue_ticket(
-            job, session_id=bytes(16), function=function_id("f"), key_ids=[key.key_id], tee=tee_kind, gpu=None
-        ).to_bytes()
+        return owner.ticket("f", [key.key_id], tee=tee_kind)
 
     function = function_id("f").hex()
     released = client(kind).keys([key.key_id], function=function, ticket=ticket(kind))

@@ -407,36 +407,19 @@ def test_custom_components_round_trip(authority: SimulatedAuthority) -> None:
 
 
 def test_a_simulated_cca_node_gets_keys_from_the_broker(authority: SimulatedAuthority, tmp_path: Path) -> None:
-    from cchet.attest.simulate.attester import SimulatedAttester
-    from cchet.broker.appraisal import EvidenceAppraiser
-    from cchet.broker.broker import KeyBroker
     from cchet.broker.client import BrokerClient
-    from cchet.broker.tickets import issue_ticket
-    from cchet.broker.transport import InProcessTransport
-    from tests.broker.owner import function_id
+    from tests.broker.owner import Owner, function_id, simulated_broker, simulated_node
 
     reference = tee(KIND).reference(simulate_cca_token(authority, report_data=RD))
     policy = Policy(name="cca", tee_kinds=(KIND,), allow_simulation=True, cca=reference)
-    broker = KeyBroker(
-        appraiser=EvidenceAppraiser(simulation_options(authority)),
-        default_policy=policy,
-        state_dir=tmp_path / "state",
-        audit_log=tmp_path / "audit.jsonl",
-    )
-    key, job = broker.add_key(), broker.add_key(kind="job")
+    broker = simulated_broker(authority, tmp_path, policy)
+    key, owner = broker.add_key(), Owner(broker)
 
     def client(kind: str, **overrides: Any) -> BrokerClient:
-        return BrokerClient(
-            InProcessTransport(broker),
-            broker_id=broker.broker_id,
-            attester=SimulatedAttester.for_kind(kind, str(authority.key_dir), **overrides),
-            node_id="node-cca",
-        )
+        return simulated_node(broker, authority, kind, "node-cca", **overrides)
 
     def ticket(tee_kind: str) -> bytes:
-        return issue_ticket(
-            job, session_id=bytes(16), function=function_id("f"), key_ids=[key.key_id], tee=tee_kind, gpu=None
-        ).to_bytes()
+        return owner.ticket("f", [key.key_id], tee=tee_kind)
 
     released = client(KIND).keys([key.key_id], function=function_id("f").hex(), ticket=ticket(KIND))
     assert released[key.key_id] == key and released.simulated

@@ -4,7 +4,6 @@ appraisal end to end (binding, the ``csv`` policy table, reference values, debug
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import os
 import stat
@@ -29,30 +28,11 @@ from cchet.attest.tees.csv.simulate import ANCHOR_NAME, FOLDER, SimulatedHygon, 
 from cchet.attest.tees.csv.verify import verify_csv_device
 from cchet.attest.verify.checks import CHECKS as ALL_CHECKS
 from cchet.attest.verify.failure import check_of, raise_failures
-from cchet.attest.verify.options import VerifyOptions, default_options
+from cchet.attest.verify.options import NoCollateral, VerifyOptions, default_options
 from cchet.attest.verify.vendor import VendorVerifier
 from tests.attest.conftest import NOW
 
 REPORT_DATA = hashlib.sha512(b"cchet csv test").digest()
-
-
-class NoCollateral:
-    """A collateral provider with nothing (and no Hygon methods): HSK/CEK must come with the evidence."""
-
-    def intel(self, quote: object, now: dt.datetime) -> None:
-        return None
-
-    def amd_chain(self, product: str, key: str, now: dt.datetime) -> None:
-        return None
-
-    def amd_vcek(self, report: object, product: str, now: dt.datetime) -> None:
-        return None
-
-    def amd_crl(self, product: str, key: str, now: dt.datetime) -> None:
-        return None
-
-    def nvidia_rim(self, rim_id: str, now: dt.datetime) -> None:
-        return None
 
 
 def options(authority: SimulatedAuthority, **kw: Any) -> VerifyOptions:

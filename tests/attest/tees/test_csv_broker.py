@@ -10,33 +10,13 @@ import pytest
 
 from cchet import KeyReleaseDenied
 from cchet.attest import Policy
-from cchet.attest.simulate.attester import SimulatedAttester
 from cchet.attest.simulate.authority import SimulatedAuthority
-from cchet.attest.simulate.verifier import simulation_options
-from cchet.broker.appraisal import EvidenceAppraiser
 from cchet.broker.broker import KeyBroker
-from cchet.broker.client import BrokerClient
-from cchet.broker.transport import InProcessTransport
-from tests.broker.owner import OwnedClient, Owner, function_id
-
-
-def _broker(authority: SimulatedAuthority, tmp_path: Path, policy: Policy) -> KeyBroker:
-    return KeyBroker(
-        appraiser=EvidenceAppraiser(simulation_options(authority)),
-        default_policy=policy,
-        state_dir=tmp_path / "state",
-        audit_log=tmp_path / "audit.jsonl",
-    )
+from tests.broker.owner import OwnedClient, Owner, function_id, simulated_broker, simulated_node
 
 
 def _client(broker: KeyBroker, authority: SimulatedAuthority, kind: str, owner: Owner, **attester: Any) -> OwnedClient:
-    client = BrokerClient(
-        InProcessTransport(broker),
-        broker_id=broker.broker_id,
-        attester=SimulatedAttester.for_kind(kind, str(authority.key_dir), **attester),
-        node_id="node-1",
-    )
-    return OwnedClient(client, owner)
+    return OwnedClient(simulated_node(broker, authority, kind, **attester), owner)
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -45,7 +25,7 @@ def test_a_simulated_csv_node_gets_keys(authority: SimulatedAuthority, tmp_path:
 
     measurement = simulate_csv_report(authority, report_data=bytes(64), version=version)[0].measurement.hex()
     policy = Policy(name="csv", allow_simulation=True, tee_kinds=("csv",), csv={"measurement": [measurement]})
-    broker = _broker(authority, tmp_path, policy)
+    broker = simulated_broker(authority, tmp_path, policy)
     key = broker.add_key()
     owned = _client(broker, authority, "csv", Owner(broker), cpu={"version": version})
     released = owned.keys([key.key_id], function="pkg.f")
@@ -53,7 +33,7 @@ def test_a_simulated_csv_node_gets_keys(authority: SimulatedAuthority, tmp_path:
 
 
 def test_a_policy_for_other_kinds_refuses_a_csv_node(authority: SimulatedAuthority, tmp_path: Path) -> None:
-    broker = _broker(authority, tmp_path, Policy(name="tdx-only", allow_simulation=True))
+    broker = simulated_broker(authority, tmp_path, Policy(name="tdx-only", allow_simulation=True))
     key = broker.add_key()
     with pytest.raises(KeyReleaseDenied, match="tee_kinds"):
         _client(broker, authority, "csv", Owner(broker)).keys([key.key_id], function="f")
@@ -61,7 +41,7 @@ def test_a_policy_for_other_kinds_refuses_a_csv_node(authority: SimulatedAuthori
 
 def test_a_call_that_needs_tee_csv_runs_on_csv_nodes_only(authority: SimulatedAuthority, tmp_path: Path) -> None:
     policy = Policy(name="sim", allow_simulation=True, tee_kinds=("tdx", "csv"))
-    broker = _broker(authority, tmp_path, policy)
+    broker = simulated_broker(authority, tmp_path, policy)
     owner = Owner(broker)
     key = broker.add_key()
     ticket = owner.ticket("pkg.g", [key.key_id], tee="csv")

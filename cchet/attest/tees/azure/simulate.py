@@ -16,9 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import struct
-import tempfile
 import threading
 import time
 import uuid
@@ -32,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cchet.attest.formats.dcap import TdReportBody
 from cchet.attest.simulate.authority import SimulatedAuthority
+from cchet.attest.simulate.keydir import create_key_dir, pkcs8_pem, write_private
 from cchet.attest.tees.azure.hcl import RUNTIME_DATA_OFFSET, HclReport
 from cchet.attest.tees.azure.report import AzureVtpmReport
 from cchet.attest.tees.azure.runtime_data import AK_KID, EK_KID, jwk_of
@@ -56,34 +55,9 @@ _LOCK = threading.Lock()
 _OPENED: dict[Path, SimulatedVtpm] = {}
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _create(target: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".azure-vtpm-", dir=target.parent))
-    try:
-        for name in ("ak", "ek"):
-            _write(tmp / f"{name}.key", _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
-        os.chmod(tmp, 0o700)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "ek.key").exists():  # another process won the race: use its keys
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+def _fill(tmp: Path) -> None:
+    for name in ("ak", "ek"):
+        write_private(tmp / f"{name}.key", pkcs8_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
 
 
 def _load(path: Path) -> rsa.RSAPrivateKey:
@@ -111,7 +85,7 @@ class SimulatedVtpm:
             if found is not None and (target / "ak.key").exists():
                 return found
             if not (target / "ek.key").exists():
-                _create(target)
+                create_key_dir(target, ".azure-vtpm-", "ek.key", _fill)
             vtpm = cls(target, _load(target / "ak.key"), _load(target / "ek.key"))
             _OPENED[target] = vtpm
             return vtpm

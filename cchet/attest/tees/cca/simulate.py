@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cchet.attest.simulate.keydir import create_key_dir, pkcs8_pem, write_private
 from cchet.attest.tees.cca.cose import cose_key_bytes, sign_sign1, spki_der
 from cchet.attest.tees.cca.endorsement import cpak_anchor
 from cchet.attest.tees.cca.token import (
@@ -128,39 +127,14 @@ class SimulatedCcaPlatform:
         )
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _create(target: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".sim-cca-", dir=target.parent))
-    try:
-        cpak, rak = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
-        implementation = SIMULATED_IMPLEMENTATION + os.urandom(32 - len(SIMULATED_IMPLEMENTATION))
-        instance = b"\x01" + hashlib.sha256(spki_der(cpak.public_key())).digest()
-        _write(tmp / "cpak.key", _pem(cpak))
-        _write(tmp / "rak.key", _pem(rak))
-        ids = {"implementation-id": implementation.hex(), "instance-id": instance.hex()}
-        _write(tmp / "platform.json", json.dumps(ids).encode())
-        os.chmod(tmp, 0o700)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "platform.json").exists():  # another process made it first: use theirs
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+def _fill(tmp: Path) -> None:
+    cpak, rak = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+    implementation = SIMULATED_IMPLEMENTATION + os.urandom(32 - len(SIMULATED_IMPLEMENTATION))
+    instance = b"\x01" + hashlib.sha256(spki_der(cpak.public_key())).digest()
+    write_private(tmp / "cpak.key", pkcs8_pem(cpak))
+    write_private(tmp / "rak.key", pkcs8_pem(rak))
+    ids = {"implementation-id": implementation.hex(), "instance-id": instance.hex()}
+    write_private(tmp / "platform.json", json.dumps(ids).encode())
 
 
 def _key(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -175,7 +149,7 @@ def simulated_platform(authority: SimulatedAuthority) -> SimulatedCcaPlatform:
     the folder cannot be made or read, ``ValueError`` when a file in it is not what this module wrote."""
     target = Path(authority.key_dir) / SUBFOLDER
     if not (target / "platform.json").exists():
-        _create(target)
+        create_key_dir(target, ".sim-cca-", "platform.json", _fill)
     ids = json.loads((target / "platform.json").read_text())
     implementation, instance = bytes.fromhex(ids["implementation-id"]), bytes.fromhex(ids["instance-id"])
     if len(implementation) != 32 or SIMULATED_IMPLEMENTATION not in implementation or len(instance) != 33:

@@ -192,9 +192,7 @@ def _csv_cert(r: _Reader) -> CsvCertificate:
                 reserved=s.bytes_("_reserved", 368),
             )
         )
-    uid_size = data.uint("uid_size", 16)
-    if uid_size > 254:
-        raise EvidenceFormatError(f"ID length {uid_size} exceeds its 254-byte field", field=f"{data.path}.uid_size")
+    uid_size = _uid_size(data)
     return CsvCertificate(
         version=body.uint("ver", 32),
         firmware_major=fw.uint("major", 8),
@@ -213,15 +211,21 @@ def _csv_cert(r: _Reader) -> CsvCertificate:
     )
 
 
+def _uid_size(r: _Reader) -> int:
+    """The length of the user ID that follows (a certificate's ``user_id`` field holds at most 254 bytes)."""
+    size = r.uint("uid_size", 16)
+    if size > 254:
+        raise EvidenceFormatError(f"ID length {size} exceeds its 254-byte field", field=f"{r.path}.uid_size")
+    return size
+
+
 def _ca_cert(r: _Reader) -> CaCertificate:
     body = r.sub("body", ("preamble", "pubkey", "uid_size", "user_id", "reserved"))
     pre = body.sub("preamble", ("ver", "data"))
     pdata = pre.sub("data", ("kid", "sid", "usage", "reserved"))
     key = body.sub("pubkey", ("g", "x", "y"))
     sig = r.sub("signature", ("r", "s"))
-    uid_size = body.uint("uid_size", 16)
-    if uid_size > 254:
-        raise EvidenceFormatError(f"ID length {uid_size} exceeds its 254-byte field", field=f"{body.path}.uid_size")
+    uid_size = _uid_size(body)
     return CaCertificate(
         version=pre.uint("ver", 32),
         key_id=pdata.bytes_("kid", 16),

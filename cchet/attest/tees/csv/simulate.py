@@ -15,13 +15,12 @@ after checking the firmware's MAC (``masked_signer=True`` gives it as the firmwa
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from cchet.attest.simulate.keydir import create_key_dir, write_private
 from cchet.attest.tees.csv import sm2
 from cchet.attest.tees.csv.certs import (
     ALGO_SM2_SIGN,
@@ -142,40 +141,19 @@ def _csv(
     return parse_csv_certificate(unsigned.body() + slot.to_bytes() + _empty_slot().to_bytes())
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _create(target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".sim-hygon-", dir=target.parent))
-    try:
-        keys = {role: sm2.generate() for role in _ROLES}
-        ids = {role: f"HYGON-SSD-{role.upper()}-SIMULATED" for role in _ROLES}
-        hrk_kid, hsk_kid = os.urandom(16), os.urandom(16)
-        hrk = _ca(keys["hrk"], USAGE_HRK, ids["hrk"], hrk_kid, (keys["hrk"][0], hrk_kid, ids["hrk"].encode()))
-        hsk = _ca(keys["hsk"], USAGE_HSK, ids["hsk"], hsk_kid, (keys["hrk"][0], hrk_kid, ids["hrk"].encode()))
-        cek = _csv(keys["cek"], USAGE_CEK, ids["cek"], (keys["hsk"][0], USAGE_HSK, ids["hsk"].encode()), SIM_FIRMWARE)
-        pek = _csv(keys["pek"], USAGE_PEK, ids["pek"], (keys["cek"][0], USAGE_CEK, ids["cek"].encode()), SIM_FIRMWARE)
-        certs: dict[str, CaCertificate | CsvCertificate] = {"hrk": hrk, "hsk": hsk, "cek": cek, "pek": pek}
-        for role, cert in certs.items():
-            _write(tmp / f"{role}.key", f"{keys[role][0]:064x}\n".encode())
-            _write(tmp / f"{role}.cert", cert.to_bytes())
-        _write(tmp / "serial.txt", f"SIMULATED-{os.urandom(4).hex().upper()}\n".encode())
-        os.chmod(tmp, 0o700)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "serial.txt").exists():  # another process won the race: use its keys
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
+def _fill(tmp: Path) -> None:
+    keys = {role: sm2.generate() for role in _ROLES}
+    ids = {role: f"HYGON-SSD-{role.upper()}-SIMULATED" for role in _ROLES}
+    hrk_kid, hsk_kid = os.urandom(16), os.urandom(16)
+    hrk = _ca(keys["hrk"], USAGE_HRK, ids["hrk"], hrk_kid, (keys["hrk"][0], hrk_kid, ids["hrk"].encode()))
+    hsk = _ca(keys["hsk"], USAGE_HSK, ids["hsk"], hsk_kid, (keys["hrk"][0], hrk_kid, ids["hrk"].encode()))
+    cek = _csv(keys["cek"], USAGE_CEK, ids["cek"], (keys["hsk"][0], USAGE_HSK, ids["hsk"].encode()), SIM_FIRMWARE)
+    pek = _csv(keys["pek"], USAGE_PEK, ids["pek"], (keys["cek"][0], USAGE_CEK, ids["cek"].encode()), SIM_FIRMWARE)
+    certs: dict[str, CaCertificate | CsvCertificate] = {"hrk": hrk, "hsk": hsk, "cek": cek, "pek": pek}
+    for role, cert in certs.items():
+        write_private(tmp / f"{role}.key", f"{keys[role][0]:064x}\n".encode())
+        write_private(tmp / f"{role}.cert", cert.to_bytes())
+    write_private(tmp / "serial.txt", f"SIMULATED-{os.urandom(4).hex().upper()}\n".encode())
 
 @dataclass(frozen=True)
 class SimulatedHygon:
@@ -202,7 +180,7 @@ class SimulatedHygon:
         is not what this module wrote."""
         target = Path(authority.key_dir) / FOLDER
         if not (target / "serial.txt").exists():
-            _create(target)
+            create_key_dir(target, ".sim-hygon-", "serial.txt", _fill)
         stat = target.stat()
         slot = (str(target), stat.st_ino, stat.st_mtime_ns)
         with _LOCK:
