@@ -45,10 +45,11 @@ def _maybe_hex(data: bytes) -> bytes | None:
 
 
 def detect_kind(data: bytes) -> str:
-    """The format of binary ``data``: one of ``KINDS`` other than ``auto``; raises if unrecognised."""
+    """The format of ``data``: one of ``KINDS`` other than ``auto``; raises if unrecognised. JSON is cchet's
+    composite evidence unless a TEE family recognises it as its own (trustee's Azure and CSV evidence)."""
     head = data.lstrip()[:32]
-    if head.startswith(b"{"):
-        return "composite"
+    if head.startswith(b"{"):  # cchet's composite document, unless a family recognises another project's JSON
+        return next((family.kind for family in tees() if family.detect(data)), "composite")
     if head.startswith(b"-----BEGIN"):
         return "pem-chain"
     if len(data) >= 4 and int.from_bytes(data[:2], "little") in (3, 4, 5) and data[2:4] == b"\x02\x00":

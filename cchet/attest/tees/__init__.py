@@ -14,6 +14,7 @@ Family modules are imported on first use only, and import their own libraries (C
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,7 +24,19 @@ if TYPE_CHECKING:
     from cchet.attest.verify.options import TrustAnchor, VerifyOptions
     from cchet.attest.verify.verified import VerifiedDevice
 
-__all__ = ["ALL", "BUILTIN", "EXTRA", "FAMILIES", "Fail", "Tee", "extra_checks", "is_extra", "tee", "tees"]
+__all__ = [
+    "ALL",
+    "BUILTIN",
+    "EXTRA",
+    "FAMILIES",
+    "Fail",
+    "Tee",
+    "extra_checks",
+    "is_extra",
+    "json_object_keys",
+    "tee",
+    "tees",
+]
 
 BUILTIN = ("tdx", "snp", "sgx")
 FAMILIES: Mapping[str, tuple[str, ...]] = {
@@ -57,7 +70,8 @@ class Tee(Protocol):
     description: str
 
     def detect(self, data: bytes) -> bool:
-        """Whether binary ``data`` looks like this kind's report (for :func:`cchet.attest.formats.parse`)."""
+        """Whether ``data`` looks like this kind's report (for :func:`cchet.attest.formats.parse`): its binary
+        form, or a JSON document of another project's (trustee's evidence) that only this kind writes."""
 
     def parse(self, data: bytes) -> Any:
         """The report; :class:`~cchet.errors.EvidenceFormatError` naming the offset and field otherwise."""
@@ -102,6 +116,18 @@ class Tee(Protocol):
     def anchors_from_collateral(self, data: bytes) -> tuple[TrustAnchor, ...]:
         """The trust anchors in a file given as ``cchet verify --collateral FILE`` when it holds this family's
         (Arm CCA endorsements), else ``()``; ``ValueError`` when it is one of its formats but malformed."""
+
+
+def json_object_keys(data: bytes) -> frozenset[str] | None:
+    """The top-level keys of ``data`` when it is a JSON object, else None (for :meth:`Tee.detect` on another
+    project's JSON evidence: detection reads the document's shape, parsing checks it)."""
+    if bytes(data).lstrip()[:1] != b"{":
+        return None
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return frozenset(doc) if isinstance(doc, dict) else None
 
 
 def is_extra(kind: str) -> bool:

@@ -48,6 +48,21 @@ class AzureTee:
         return f"AzureTee({self.kind!r})"
 
     def detect(self, data: bytes) -> bool:
+        """cchet's binary container with this kind's HCL report type, or trustee's evidence JSON (version 0 or
+        1) whose HCL report is of this kind (the JSON is parsed to read it)."""
+        from cchet.attest.tees import json_object_keys
+
+        keys = json_object_keys(data)
+        if keys is not None:
+            if not keys & {"hcl_report", "report"}:
+                return False
+            from cchet.attest.tees.azure.report import parse_azure_report
+            from cchet.errors import EvidenceFormatError
+
+            try:
+                return parse_azure_report(data).kind == self.kind
+            except EvidenceFormatError:
+                return False
         at = _REPORT_TYPE_AT
         return data[:4] == _MAGIC and data[at : at + 4] == self._report_type.to_bytes(4, "little")
 

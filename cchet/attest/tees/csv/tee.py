@@ -26,9 +26,14 @@ class CsvTee:
     description = "Hygon CSV guest (report signed by the PEK; chain HRK -> HSK -> CEK -> PEK, SM2/SM3)"
 
     def detect(self, data: bytes) -> bool:
-        """The 4116-byte report wrapper with a zero or ``ATTESTATION_EXT`` magic and flags 0 or 1."""
+        """The 4116-byte report wrapper with a zero or ``ATTESTATION_EXT`` magic and flags 0 or 1, or trustee's
+        evidence JSON (an object with ``attestation_report`` and ``cert_chain``)."""
+        from cchet.attest.tees import json_object_keys
         from cchet.attest.tees.csv.report import MAGIC_EXT, MAGIC_ZERO, REPORT_SIZE
 
+        keys = json_object_keys(data)
+        if keys is not None:
+            return {"attestation_report", "cert_chain"} <= keys
         flags = int.from_bytes(data[16:20], "little")
         return len(data) == REPORT_SIZE and (data[:16] == MAGIC_ZERO or (data[:16] == MAGIC_EXT and flags in (0, 1)))
 
