@@ -361,3 +361,70 @@ def test_loose_certificates_are_put_leaf_first() -> None:
     ordered = order_chain([*bundle[::-1], *vcek, bundle[0]])
     subjects = [c.subject.rfc4514_string() for c in ordered]
     assert [s.split(",")[0] for s in subjects] == ["CN=SEV-VCEK", "CN=SEV-Milan", "CN=ARK-Milan", "CN=SEV-VLEK-Milan"]
+
+
+# -- names are decoded on first access ---------------------------------------------------------------------
+
+
+def _with_undecodable_name(cert: x509.Certificate, which: str, value: int) -> x509.Certificate:
+    """``cert`` with one byte of the first attribute of its issuer (or subject) name changed so that the
+    certificate still loads but its name fails to decode when first read (as a byte flip in evidence does)."""
+    from cchet.attest.formats.der import tlv_span
+
+    der = bytearray(cert.public_bytes(serialization.Encoding.DER))
+    _, start, _ = tlv_span(der)
+    _, tbs, _ = tlv_span(der, start)
+    tag, _, end = tlv_span(der, tbs)
+    if tag == 0xA0:  # version, then the serial number
+        _, _, end = tlv_span(der, end)
+    _, _, name = tlv_span(der, end)  # the signature algorithm; the issuer starts here
+    if which == "subject":
+        _, _, validity = tlv_span(der, name)
+        _, _, name = tlv_span(der, validity)
+    _, rdn, _ = tlv_span(der, name)  # into the Name SEQUENCE, its first RDN SET
+    _, attribute, _ = tlv_span(der, rdn)
+    _, oid, _ = tlv_span(der, attribute)  # the AttributeTypeAndValue SEQUENCE: OID, then the value
+    _, _, at = tlv_span(der, oid)
+    der[at if value in (0x03, 0x0D) else at + 2] = value  # the value's tag, or its first content byte
+    if value == 0x03:  # a BIT STRING: its first content byte counts unused bits
+        der[at + 2] = 0
+    changed = x509.load_der_x509_certificate(bytes(der))
+    with pytest.raises((ValueError, TypeError)):
+        _ = changed.issuer if which == "issuer" else changed.subject
+    return changed
+
+
+# an attribute value's tag made RELATIVE-OID; made BIT STRING (cryptography pairs it with one type only); bad UTF-8
+@pytest.mark.parametrize("value", [0x0D, 0x03, 0xFF])
+def test_a_name_that_does_not_decode_is_a_failure_not_a_crash(authority: SimulatedAuthority, value: int) -> None:
+    """Found by the conformance fuzzing of real Azure evidence: a changed byte in a certificate's issuer name
+    passed decoding and raised from the message naming the missing issuer."""
+    leaf = _with_undecodable_name(authority.certs["intel_pck"], "issuer", value)
+    chain = [leaf, authority.certs["intel_pck_ca"]]
+    anchor, failures = verify_chain(chain, simulated_anchors(authority), NOW, what="chain", check="intel.pck_chain")
+    assert anchor is None and any("an undecodable issuer name" in f for f in failures), failures
+
+
+def test_a_tcb_signer_whose_subject_does_not_decode_is_refused(authority: SimulatedAuthority) -> None:
+    from cchet.attest.verify.tcb_signer import tcb_signer_problems
+
+    signer = _with_undecodable_name(authority.certs["intel_tcb_signing"], "subject", 0x0D)
+    (anchor,) = (a for a in simulated_anchors(authority) if a.vendor == "intel")
+    assert tcb_signer_problems([signer], anchor) == ["its subject does not decode"]
+
+
+@pytest.mark.parametrize("at", [38, 51])  # a byte of the PSS parameters' structure; of the MGF1 hash's OID
+def test_an_amd_certificate_whose_signature_parameters_do_not_decode_is_not_rsa_pss(at: int) -> None:
+    """The real Azure VCEK with a changed byte in its outer signature algorithm's parameters (decoded on first
+    access): not RSASSA-PSS with SHA-384, so the chain check fails instead of raising."""
+    from cchet.attest.formats.der import tlv_span
+    from cchet.attest.verify.snp import signed_rsa_pss_sha384
+    from tests.conftest import fixture_path
+
+    vcek = x509.load_pem_x509_certificate(fixture_path("trustee/az_snp_vtpm/vcek.pem").read_bytes())
+    assert signed_rsa_pss_sha384(vcek)
+    der = bytearray(vcek.public_bytes(serialization.Encoding.DER))
+    _, start, _ = tlv_span(der)
+    _, _, algorithm = tlv_span(der, start)  # the end of tbsCertificate: the signature algorithm
+    der[algorithm + at] ^= 1
+    assert not signed_rsa_pss_sha384(x509.load_der_x509_certificate(bytes(der)))

@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -36,6 +37,7 @@ __all__ = [
     "check_certificate_size",
     "der_to_pem",
     "load_certificate",
+    "name_text",
     "parse_pem_chain",
 ]
 
@@ -66,6 +68,19 @@ class CertificateChain:
 
     def to_bytes(self) -> bytes:
         return self.text
+
+
+def name_text(item: x509.Certificate | x509.CertificateRevocationList, which: Literal["subject", "issuer"]) -> str:
+    """A certificate's subject or issuer, or a CRL's issuer, in RFC 4514 form, for messages. Verification
+    decodes certificates without their names (:mod:`cchet.attest.verify.memo`) and ``cryptography`` decodes a
+    name on first access, so a changed byte there surfaces only then: such a name reads "an undecodable
+    name" instead of raising."""
+    try:
+        with warnings.catch_warnings():  # a tampered attribute may decode with a warning: the text still says it
+            warnings.simplefilter("ignore")
+            return str(getattr(item, which).rfc4514_string())
+    except (ValueError, TypeError):  # TypeError: an attribute type and value cryptography refuses to pair
+        return f"an undecodable {which} name"
 
 
 def load_certificate(data: bytes, *, field: str = "certificate") -> x509.Certificate:

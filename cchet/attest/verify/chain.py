@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from cchet.attest.formats.certchain import CertificateIdentity
+from cchet.attest.formats.certchain import CertificateIdentity, name_text
 from cchet.attest.verify import memo
 from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import RAW_ROOT_VENDORS, TrustAnchor
@@ -55,7 +55,7 @@ class CertificationPath:
 
 
 def _subject(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string()
+    return name_text(cert, "subject")
 
 
 def _issuing_anchor(
@@ -112,7 +112,7 @@ def build_path(certs: Sequence[x509.Certificate], anchors: Sequence[TrustAnchor]
                 problem = (
                     f"loop: the issuer of {where} is already on the path"
                     if named
-                    else f"missing issuer: no certificate of {cert.issuer.rfc4514_string()} issues {where}"
+                    else f"missing issuer: no certificate of {name_text(cert, 'issuer')} issues {where}"
                 )
                 return CertificationPath(tuple(path), None, problem)
             issuer = fresh[0]

@@ -32,6 +32,7 @@ from typing import TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cchet.attest.formats.certchain import name_text
 from cchet.attest.formats.dcap import Quote, TdReportBody
 from cchet.attest.formats.intel_collateral import (
     IdentityLevel,
@@ -112,7 +113,7 @@ def _authentic_text(
         failures.append(
             Failure(
                 "intel.tcb_signer",
-                f"collateral.{name}_issuer_chain: certificate 0 ({chain[0].subject.rfc4514_string()}) is not the "
+                f"collateral.{name}_issuer_chain: certificate 0 ({name_text(chain[0], 'subject')}) is not the "
                 f"Intel SGX TCB Signing certificate: {problem}",
             )
         )
@@ -309,7 +310,7 @@ def _crls(
         for cert in subjects:
             if revoked(data, cert):
                 failures.append(
-                    Failure("intel.pck_revoked", f"{cert.subject.rfc4514_string()} is revoked by collateral.{name}")
+                    Failure("intel.pck_revoked", f"{name_text(cert, 'subject')} is revoked by collateral.{name}")
                 )
 
 

@@ -36,6 +36,7 @@ from cchet.attest.formats.certchain import (
     CertificateIdentity,
     certificate_der,
     certificate_identity,
+    name_text,
     parse_pem_chain,
 )
 from cchet.attest.formats.der import tlv_span
@@ -327,7 +328,7 @@ def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | Non
     def check() -> str | None:
         parsed = _crl(data)
         if parsed.issuer != identity(issuer).subject:
-            return f"issued by {parsed.crl.issuer.rfc4514_string()}, not {issuer.subject.rfc4514_string()}"
+            return f"issued by {name_text(parsed.crl, 'issuer')}, not {name_text(issuer, 'subject')}"
         crl = parsed.crl
         key = issuer.public_key()
         valid = _ecdsa_signed(key, crl.signature_algorithm_oid, crl.signature, parsed.tbs, crl.signature_hash_algorithm)
@@ -336,7 +337,7 @@ def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | Non
                 valid = crl.is_signature_valid(key)  # type: ignore[arg-type]
             except (TypeError, ValueError, UnsupportedAlgorithm):
                 valid = False
-        return None if valid else f"signature does not verify with {issuer.subject.rfc4514_string()}"
+        return None if valid else f"signature does not verify with {name_text(issuer, 'subject')}"
 
     return _memoised(("crl_issuer_problem", _digest(data), identity(issuer).fingerprint), SMALL_ENTRY_BYTES, check)
 

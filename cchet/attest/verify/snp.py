@@ -20,10 +20,12 @@ import hmac
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from cchet.attest.formats.amd_cert import parse_amd_extensions
+from cchet.attest.formats.certchain import name_text
 from cchet.attest.formats.snp import SnpReport
 from cchet.attest.verify.amd_certs import load_amd_certificates
 from cchet.attest.verify.chain import CertificationPath, der_sha256, verify_path
@@ -47,7 +49,7 @@ def snp_product(report: SnpReport, leaf: x509.Certificate | None) -> str | None:
     if report.product is not None:
         return report.product
     if leaf is not None:
-        issuer = leaf.issuer.rfc4514_string()
+        issuer = name_text(leaf, "issuer")
         for product in ("Milan", "Genoa", "Turin"):
             if f"-{product}" in issuer:
                 return product
@@ -55,9 +57,13 @@ def snp_product(report: SnpReport, leaf: x509.Certificate | None) -> str | None:
 
 
 def signed_rsa_pss_sha384(cert: x509.Certificate) -> bool:
-    """Whether the certificate is signed RSASSA-PSS with SHA-384, as every link of an AMD chain is."""
-    params = cert.signature_algorithm_parameters
-    return isinstance(params, padding.PSS) and isinstance(cert.signature_hash_algorithm, hashes.SHA384)
+    """Whether the certificate is signed RSASSA-PSS with SHA-384, as every link of an AMD chain is (False when
+    its signature algorithm does not decode: ``cryptography`` reads the parameters on first access)."""
+    try:
+        params = cert.signature_algorithm_parameters
+        return isinstance(params, padding.PSS) and isinstance(cert.signature_hash_algorithm, hashes.SHA384)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
 
 
 def _assemble(certificates: bytes, chain: bytes, vcek: bytes) -> list[x509.Certificate]:
@@ -177,5 +183,5 @@ def check_snp(
         parsed, crl_failures = verify_crl(crl, links[-1], now, what="amd crl", check="amd.crl")
         failures.extend(crl_failures)
         if parsed is not None and revoked(crl, links[1]):
-            failures.append(Failure("amd.revoked", f"{links[1].subject.rfc4514_string()} is revoked by the ARK"))
+            failures.append(Failure("amd.revoked", f"{name_text(links[1], 'subject')} is revoked by the ARK"))
     return SnpCheck(path.anchor, tuple(failures))

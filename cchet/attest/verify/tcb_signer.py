@@ -89,10 +89,13 @@ def _subject_problem(cert: x509.Certificate) -> str | None:
             return None
     except (EvidenceFormatError, ValueError):
         pass  # an encoding the fast path does not follow: the decoded name decides
-    subject = cert.subject
-    found: dict[x509.ObjectIdentifier, list[str | bytes]] = {}
-    for attribute in subject:
-        found.setdefault(attribute.oid, []).append(attribute.value)
+    try:
+        subject = cert.subject
+        found: dict[x509.ObjectIdentifier, list[str | bytes]] = {}
+        for attribute in subject:
+            found.setdefault(attribute.oid, []).append(attribute.value)
+    except (ValueError, TypeError):  # decoded on first access: a changed byte in the name surfaces here
+        return "its subject does not decode"
     if any(found.get(oid) != [want] for oid, want in TCB_SIGNER_SUBJECT):
         return f"subject {subject.rfc4514_string()} is not Intel's TCB signing subject"
     return None
