@@ -428,3 +428,21 @@ def test_an_amd_certificate_whose_signature_parameters_do_not_decode_is_not_rsa_
     _, _, algorithm = tlv_span(der, start)  # the end of tbsCertificate: the signature algorithm
     der[algorithm + at] ^= 1
     assert not signed_rsa_pss_sha384(x509.load_der_x509_certificate(bytes(der)))
+
+
+def test_a_crl_with_an_unused_signature_bit_is_malformed(authority: SimulatedAuthority) -> None:
+    from cchet.attest.formats.der import tlv_span
+    from cchet.attest.simulate import simulate_tdx_quote, simulated_collateral
+    from cchet.attest.verify.crl import verify_crl
+
+    collateral = simulated_collateral(authority, simulate_tdx_quote(authority, report_data=bytes(64)), now=NOW)
+    der = bytearray(bytes.fromhex(collateral["root_ca_crl"]))
+    _, start, _ = tlv_span(der)
+    _, _, tbs_end = tlv_span(der, start)
+    _, _, algorithm_end = tlv_span(der, tbs_end)
+    _, bits, _ = tlv_span(der, algorithm_end)
+    root = authority.certs["intel_root"]
+    assert verify_crl(bytes(der), root, NOW, what="crl", check="intel.crl")[1] == []
+    der[bits] = 1
+    crl, failures = verify_crl(bytes(der), root, NOW, what="crl", check="intel.crl")
+    assert crl is None and len(failures) == 1 and "unused bits" in failures[0]

@@ -229,3 +229,26 @@ def test_serialized_sdk_evidence_verifies_offline(name: str) -> None:
         assert failures == [], (name, i)
         _, failures = verify_gpu_device(r, certs, opts(), index=i, expected_nonce=bytes(32))
         assert checks(failures) == {"nvidia.nonce"}
+
+
+@pytest.mark.parametrize("index", [2, 3])  # the certificates whose signature's last bit is 0
+def test_a_certificate_re_encoded_with_an_unused_signature_bit_is_refused(index: int) -> None:
+    """Declaring one unused bit in a certificate's signature BIT STRING leaves the bytes cryptography hands to
+    ECDSA as they were, so the real chain verified under another encoding, hence another fingerprint (a
+    GPU's identity). DER allows no unused bits there: the certificate is refused as malformed."""
+    from cchet.attest.formats.certchain import der_to_pem, parse_pem_chain
+    from cchet.attest.formats.der import tlv_span
+    from cchet.errors import EvidenceFormatError
+
+    r = report(SDK + "hopperAttestationReport.txt")
+    ders = list(parse_pem_chain(fixture_path(SDK + "hopperCertChain.txt").read_bytes()).ders)
+    der = bytearray(ders[index])
+    _, start, _ = tlv_span(der)
+    _, _, tbs_end = tlv_span(der, start)
+    _, _, algorithm_end = tlv_span(der, tbs_end)
+    _, bits, _ = tlv_span(der, algorithm_end)
+    assert der[bits] == 0 and der[-1] & 1 == 0  # one more unused bit keeps the signature's bytes valid
+    der[bits] = 1
+    ders[index] = bytes(der)
+    with pytest.raises(EvidenceFormatError, match="unused bits"):
+        verify_gpu_device(r, b"".join(der_to_pem(d) for d in ders), opts())

@@ -168,17 +168,26 @@ def _decode(der: bytes, field: str) -> _Decoded:
         cert = x509.load_der_x509_certificate(der)
         _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
         _ = (cert.signature_hash_algorithm, cert.extensions, cert.public_key())
+        signed = _signed_part(der)
     except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as e:
         raise EvidenceFormatError(f"certificate does not decode: {e}", field=field) from None
-    return _Decoded(cert, certificate_identity(cert, der), _signed_part(der))
+    return _Decoded(cert, certificate_identity(cert, der), signed)
 
 
 def _signed_part(der: bytes) -> bytes:
     """The first element of a certificate's or CRL's outer SEQUENCE (what its signature covers), as the exact
     bytes it was decoded from: ``cryptography`` re-encodes it on every ``tbs_*_bytes`` access (for a CRL of
-    a few KB, about as long as checking the signature)."""
+    a few KB, about as long as checking the signature).
+
+    Raises ``ValueError`` when the signature BIT STRING that follows declares unused bits: ``cryptography``
+    returns its bytes all the same, so the same signature would verify under another encoding of the
+    certificate, with another fingerprint (a GPU's identity is its certificate's fingerprint)."""
     _, start, _ = tlv_span(der, field="signed")
     _, _, end = tlv_span(der, start, field="signed.tbs")
+    _, _, algorithm_end = tlv_span(der, end, field="signed.signature_algorithm")
+    tag, bits, bits_end = tlv_span(der, algorithm_end, field="signed.signature")
+    if tag != 0x03 or bits == bits_end or der[bits] != 0:
+        raise ValueError("its signature is not a BIT STRING of whole bytes (DER requires 0 unused bits)")
     return der[start:end]
 
 
