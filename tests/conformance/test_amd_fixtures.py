@@ -180,3 +180,35 @@ def test_the_rsa_pss_rule_tells_amd_links_from_ecdsa_ones(tmp_path: object) -> N
     assert len(real) == 3 and all(signed_rsa_pss_sha384(c) for c in real)
     authority = SimulatedAuthority.open(f"{tmp_path}/a")
     assert not signed_rsa_pss_sha384(authority.issue_vcek((1, 2, 3, 4)))
+
+
+def test_an_ask_whose_subject_name_does_not_decode_is_a_failure_not_a_crash() -> None:
+    """Names are decoded on first access: comparing them as objects raised from the check for whether the
+    evidence carries its chain; names are compared as DER."""
+    from cryptography import x509
+
+    from cchet.attest.formats.certchain import parse_pem_chain
+    from cchet.attest.formats.der import tlv_span
+
+    report, _ = go_sev_guest()
+    ask, ark = parse_pem_chain(fixture_path("go_sev_guest/milan.testcer").read_bytes()).ders
+    changed = bytearray(ask)
+    _, start, _ = tlv_span(changed)
+    _, tbs, _ = tlv_span(changed, start)
+    tag, _, end = tlv_span(changed, tbs)
+    if tag == 0xA0:
+        _, _, end = tlv_span(changed, end)
+    _, _, issuer = tlv_span(changed, end)  # past the signature algorithm
+    _, _, validity = tlv_span(changed, issuer)
+    _, _, subject = tlv_span(changed, validity)
+    _, rdn, _ = tlv_span(changed, subject)
+    _, attribute, _ = tlv_span(changed, rdn)
+    _, oid, _ = tlv_span(changed, attribute)
+    _, _, value = tlv_span(changed, oid)
+    changed[value] = 0x0D  # the first attribute's value tag: RELATIVE-OID, refused when the name is read
+    with pytest.raises(ValueError):
+        _ = x509.load_der_x509_certificate(bytes(changed)).subject
+    vcek = fixture_path("go_sev_guest/vcek.testcer").read_bytes()
+    chain = der_to_pem(vcek) + der_to_pem(bytes(changed)) + der_to_pem(ark)
+    _, failures = verify_snp_device(report, chain, opts(amd_product="Milan"))
+    assert failures and checks(failures) <= {"amd.chain", "amd.certificates_missing"}

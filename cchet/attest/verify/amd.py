@@ -8,6 +8,7 @@ import hmac
 from cryptography import x509
 
 from cchet.attest.formats.snp import SnpReport
+from cchet.attest.verify import memo
 from cchet.attest.verify.amd_certs import load_amd_certificates
 from cchet.attest.verify.failure import Failure
 from cchet.attest.verify.options import VerifyOptions
@@ -22,8 +23,8 @@ def _reaches_a_root(certs: list[x509.Certificate]) -> bool:
     signatures). A VLEK with an ASK and ARK but no ASVK does not, so the KDS chain is fetched for it."""
     if not certs:
         return False
-    pool = certs[1:]
-    return any(c.subject == certs[0].issuer for c in pool) and any(c.subject == c.issuer for c in pool)
+    leaf, pool = memo.identity(certs[0]), [memo.identity(c) for c in certs[1:]]  # names as DER: decode nothing
+    return any(c.subject == leaf.issuer for c in pool) and any(c.subject == c.issuer for c in pool)
 
 
 def verify_snp_device(
