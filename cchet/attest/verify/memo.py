@@ -249,9 +249,7 @@ def certificate(data: bytes, field: str = "certificate") -> x509.Certificate:
     """One DER certificate or PEM block (memoised on its DER); raises :class:`~cchet.errors.EvidenceFormatError`
     naming ``field`` when it is larger than :data:`~cchet.attest.formats.certchain.MAX_CERTIFICATE_BYTES` or
     does not decode."""
-    if data.lstrip().startswith(b"-----"):
-        return _pem_text("pem block", data, lambda: (certificate_der(data, field),), lambda i: field)[0]
-    return _decoded_der(certificate_der(data, field), field).cert
+    return _decoded_der(certificate_der(data, field), field).cert  # base64 costs less than caching its result
 
 
 def identity(cert: x509.Certificate) -> CertificateIdentity:
