@@ -7,7 +7,6 @@ Profile": a SEQUENCE of (OID, value) pairs, the TCB being itself such a sequence
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -59,11 +58,21 @@ def _span(raw: bytes, pos: int, end: int, field: str) -> tuple[int, int, int]:
     return raw[pos], start, stop
 
 
-def _entries(raw: bytes, start: int, end: int, field: str) -> Iterator[tuple[bytes, int, int, int]]:
+def _entries(raw: bytes, start: int, end: int, field: str) -> list[tuple[bytes, int, int, int]]:
     """The (OID, value) SEQUENCEs in ``raw[start:end]``: the OID's whole DER element (tag and length
     included, as :func:`encode_oid` writes it), the value's tag, and where its content starts and ends."""
+    out = []
     pos = start
     while pos < end:
+        # the common case inline: an entry, its OID and its value all with short-form lengths
+        if pos + 4 <= end and raw[pos] == TAG_SEQUENCE and raw[pos + 1] < 0x80 and raw[pos + 2] == TAG_OID:
+            item, item_end, oid_end = pos + 2, pos + 2 + raw[pos + 1], pos + 4 + raw[pos + 3]
+            if raw[pos + 3] < 0x80 and oid_end + 2 <= item_end <= end and raw[oid_end + 1] < 0x80:
+                value = oid_end + 2
+                if raw[oid_end] & 0x1F != 0x1F and value + raw[oid_end + 1] == item_end:
+                    out.append((raw[item:oid_end], raw[oid_end], value, item_end))
+                    pos = item_end
+                    continue
         tag, item, item_end = _span(raw, pos, end, field)
         if tag != TAG_SEQUENCE:
             raise EvidenceFormatError("SGX extension entry is not (OID, value)", offset=pos, field=field)
@@ -71,18 +80,21 @@ def _entries(raw: bytes, start: int, end: int, field: str) -> Iterator[tuple[byt
         value_tag, value, value_end = _span(raw, oid_end, item_end, field)
         if oid_tag != TAG_OID or value_end != item_end:
             raise EvidenceFormatError("SGX extension entry is not (OID, value)", offset=pos, field=field)
-        yield raw[item:oid_end], value_tag, value, value_end
+        out.append((raw[item:oid_end], value_tag, value, value_end))
         pos = item_end
+    return out
 
 
+_SGX_EXTENSION = x509.ObjectIdentifier(SGX_EXTENSION_OID)
 _OIDS = {suffix: encode_oid(f"{SGX_EXTENSION_OID}.{suffix}") for suffix in ("1", "2", "3", "4", "5", "6")}
 _TCB_OIDS = {i: encode_oid(f"{SGX_EXTENSION_OID}.2.{i}") for i in range(1, 19)}
+_COMPONENTS = tuple((_TCB_OIDS[i], f"2.{i}") for i in range(1, 17))  # SGX TCB comp 01..16 and their names
 
 
 def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
     """Reads the SGX extension of ``cert``; raises :class:`EvidenceFormatError` if absent or malformed."""
     try:
-        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSION_OID))
+        ext = cert.extensions.get_extension_for_oid(_SGX_EXTENSION)
     except x509.ExtensionNotFound:
         raise EvidenceFormatError("PCK certificate has no SGX extension", field=_FIELD) from None
     raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
@@ -90,9 +102,10 @@ def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
     if tag != TAG_SEQUENCE:
         raise EvidenceFormatError("SGX extension is not a SEQUENCE", offset=0, field=_FIELD)
     values: dict[bytes, tuple[int, bytes]] = {}
+    tcb_oid = _OIDS["2"]
     for oid, value_tag, value, value_end in _entries(raw, start, end, _FIELD):
         values[oid] = (value_tag, raw[value:value_end])
-        if oid == _OIDS["2"] and value_tag == TAG_SEQUENCE:
+        if oid == tcb_oid and value_tag == TAG_SEQUENCE:
             for sub, sub_tag, sub_value, sub_end in _entries(raw, value, value_end, _FIELD + ".tcb"):
                 values[sub] = (sub_tag, raw[sub_value:sub_end])
 
@@ -102,7 +115,7 @@ def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
             raise EvidenceFormatError(f"missing or mistyped SGX extension item .{name}", field=_FIELD)
         return got[1]
 
-    comps = tuple(_int(need(_TCB_OIDS[i], TAG_INTEGER, f"2.{i}")) for i in range(1, 17))
+    comps = tuple(_int(need(oid, TAG_INTEGER, name)) for oid, name in _COMPONENTS)
     pid = values.get(_OIDS["6"])
     return PckExtensions(
         ppid=need(_OIDS["1"], TAG_OCTET_STRING, "1"),

@@ -296,10 +296,11 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
 class _Crl:
     """A decoded CRL and its issuer name as DER (building the name is the slow part of comparing it)."""
 
-    __slots__ = ("crl", "issuer", "tbs")
+    __slots__ = ("crl", "digest", "issuer", "tbs")
 
-    def __init__(self, crl: x509.CertificateRevocationList, der: bytes) -> None:
+    def __init__(self, crl: x509.CertificateRevocationList, der: bytes, digest: bytes) -> None:
         self.crl = crl
+        self.digest = digest  # of the input it was decoded from: the key of the facts derived from it
         self.tbs = _signed_part(der)
         self.issuer = _crl_issuer(self.tbs)
 
@@ -318,10 +319,12 @@ def _crl_issuer(tbs: bytes) -> bytes:
 def _crl(data: bytes | str) -> _Crl:
     from cchet.attest.verify.crl import decode_crl
 
-    def decode() -> _Crl:
-        return _Crl(*decode_crl(data.encode() if isinstance(data, str) else bytes(data)))
+    digest = _digest(data)
 
-    return _memoised(("crl", _digest(data)), _decoded_bytes(len(data)), decode)
+    def decode() -> _Crl:
+        return _Crl(*decode_crl(data.encode() if isinstance(data, str) else bytes(data)), digest)
+
+    return _memoised(("crl", digest), _decoded_bytes(len(data)), decode)
 
 
 def crl(data: bytes | str) -> x509.CertificateRevocationList:
@@ -332,8 +335,9 @@ def crl(data: bytes | str) -> x509.CertificateRevocationList:
 def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | None:
     """None when ``issuer`` is the CRL's issuer (name) and signed it (key), else what is wrong."""
 
+    parsed = _crl(data)  # its digest keys the verdict: the input is hashed once
+
     def check() -> str | None:
-        parsed = _crl(data)
         if parsed.issuer != identity(issuer).subject:
             return f"issued by {name_text(parsed.crl, 'issuer')}, not {name_text(issuer, 'subject')}"
         crl = parsed.crl
@@ -346,19 +350,20 @@ def crl_issuer_problem(data: bytes | str, issuer: x509.Certificate) -> str | Non
                 valid = False
         return None if valid else f"signature does not verify with {name_text(issuer, 'subject')}"
 
-    return _memoised(("crl_issuer_problem", _digest(data), identity(issuer).fingerprint), SMALL_ENTRY_BYTES, check)
+    return _memoised(("crl_issuer_problem", parsed.digest, identity(issuer).fingerprint), SMALL_ENTRY_BYTES, check)
 
 
 def crl_lists(data: bytes | str, cert: x509.Certificate) -> bool:
     """Whether the CRL was issued under ``cert``'s issuer name and lists its serial number."""
 
+    parsed = _crl(data)
+
     def check() -> bool:
-        parsed = _crl(data)
         if parsed.issuer != identity(cert).issuer:
             return False
         return parsed.crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
 
-    return _memoised(("crl_lists", _digest(data), identity(cert).fingerprint), SMALL_ENTRY_BYTES, check)
+    return _memoised(("crl_lists", parsed.digest, identity(cert).fingerprint), SMALL_ENTRY_BYTES, check)
 
 
 def signature_valid(cert: x509.Certificate, message: bytes, raw: bytes, *, byteorder: str = "big") -> bool:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from cchet.attest.formats.der import TAG_OID, children, encode_oid
+from cchet.attest.formats.der import TAG_OID, encode_oid, tlv_span
 from cchet.attest.verify import memo
 from cchet.attest.verify.chain import der_sha256
 from cchet.attest.verify.options import TrustAnchor
@@ -49,12 +49,14 @@ _SUBJECT_DER = x509.Name([x509.NameAttribute(oid, value) for oid, value in TCB_S
 
 def _rdns(name_der: bytes) -> list[bytes]:
     """Each relative distinguished name (SET) of a Name's DER, as its whole DER element."""
-    (name,) = children(name_der, field="subject")
+    _, pos, end = tlv_span(name_der, field="subject")
+    if end != len(name_der):
+        raise EvidenceFormatError("bytes after the name", field="subject")
     out = []
-    pos = 0
-    for rdn in children(name.value, field="subject.rdn"):
-        out.append(name.value[pos : rdn.end])
-        pos = rdn.end
+    while pos < end:
+        _, _, rdn_end = tlv_span(name_der, pos, field="subject.rdn")
+        out.append(name_der[pos:rdn_end])
+        pos = rdn_end
     return out
 
 
@@ -72,12 +74,12 @@ def _encoded_as_intel(subject_der: bytes) -> bool:
     for rdn in rdns:
         if rdn in _SUBJECT_RDNS:
             continue
-        (rdn_set,) = children(rdn, field="subject.rdn")
-        attributes = children(rdn_set.value, field="subject.rdn")
-        if len(attributes) != 1:
+        _, attribute, rdn_end = tlv_span(rdn, field="subject.rdn")
+        _, oid, attribute_end = tlv_span(rdn, attribute, field="subject.rdn")
+        if attribute_end != rdn_end:  # more than one attribute in the RDN
             return False
-        oid = children(attributes[0].value, field="subject.attribute")[0]
-        if oid.tag != TAG_OID or oid.value in _SUBJECT_OIDS:
+        tag, oid_start, oid_end = tlv_span(rdn, oid, field="subject.attribute")
+        if tag != TAG_OID or rdn[oid_start:oid_end] in _SUBJECT_OIDS:
             return False
     return True
 
