@@ -4,6 +4,7 @@ directories, logs, spill files) and the memory of every raylet and GCS server pr
 from __future__ import annotations
 
 import base64
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +16,8 @@ def patterns(raw: bytes) -> list[bytes]:
 
 def _scan_files(root: Path, needles: list[bytes]) -> Counter[str]:
     hits: Counter[str] = Counter()
-    for path in root.rglob("*"):
+    paths = (Path(folder, name) for folder, _, names in os.walk(root) for name in names)  # skips vanished folders
+    for path in paths:
         if not path.is_file() or path.is_symlink():
             continue
         try:

@@ -87,7 +87,8 @@ def python_object(value: object, size: int) -> tuple[bytes, bytes]:
 
 
 def spill_files(temp_dir: Path) -> list[Path]:
-    return [p for p in temp_dir.rglob("*") if p.is_file() and "spill" in str(p)]
+    """The files under ``temp_dir`` whose path says spill; os.walk passes over folders Ray removes meanwhile."""
+    return [Path(root, name) for root, _, names in os.walk(temp_dir) for name in names if "spill" in f"{root}/{name}"]
 
 
 def _slot(blob: bytes, data: bytes, metadata: bytes) -> tuple[int, int] | None:
@@ -114,7 +115,10 @@ def rewrite_spilled(
     object was not spilled."""
     data, metadata = original
     for path in spill_files(temp_dir):
-        blob = path.read_bytes()
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:  # Ray deleted it since the listing: it held objects nobody refers to any more
+            continue
         found = _slot(blob, data, metadata)
         if found is None:
             continue
