@@ -251,7 +251,7 @@ class KeyBroker:
         request = KeyRequest.from_json(m.get("request"))
         nonce = b64d(m.get("nonce"), "nonce", size=32)
         suite_ids = m.get("suite")
-        if not (isinstance(suite_ids, list) and len(suite_ids) == 3 and all(isinstance(i, int) for i in suite_ids)):
+        if not (isinstance(suite_ids, list) and len(suite_ids) == 3 and all(type(i) is int for i in suite_ids)):
             raise ProtocolError("suite must be [kem_id, kdf_id, aead_id]")
         public_key = b64d(m.get("public_key"), "public_key", max_size=0xFFFF)
         evidence = m.get("evidence")

@@ -314,3 +314,14 @@ def test_limits_are_documented() -> None:
             shown = f"{value:g}" if isinstance(value, float) else str(value)
             row = f"| `{module.__name__.rsplit('.', 1)[1]}` | `{name}` | {shown} |"
             assert row in text, row
+
+
+@pytest.mark.parametrize("suite", [[0x20, True, 3], [0x20, 1, 3.0], [0x20, 1], "0x20,1,3", None])
+def test_a_suite_that_is_not_three_integer_ids_is_a_protocol_error(
+    make_broker: Callable[..., KeyBroker], suite: object
+) -> None:
+    """Found by mutating every field of a real release message: JSON ``true`` passed as the id 1."""
+    broker = make_broker()
+    message = {"request": _request(), "nonce": b64e(bytes(32)), "suite": suite, "public_key": ""}
+    with pytest.raises(ProtocolError, match="suite must be"):
+        broker.release(message)
