@@ -14,11 +14,13 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_quickstart(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CCHET_"))}  # a fresh user's shell
+def _run(example: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Runs ``examples/<example>`` as a fresh user would (no RAY_/CCHET_ variables, an empty home); asserts it
+    exits 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CCHET_"))}
     env |= {"HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
     out = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "quickstart.py")],
+        [sys.executable, str(REPO / "examples" / example)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -27,6 +29,11 @@ def test_quickstart(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    out = _run("quickstart.py", tmp_path)
     assert "SIMULATED tdx, snp" in out.stderr
     for line in ("1. cchet", "2. confidential pipeline -> {'mean_risk'", "3. refused placement", "intact: True"):
         assert line in out.stdout, out.stdout
@@ -34,18 +41,7 @@ def test_quickstart(tmp_path: Path) -> None:
 
 
 def test_gpu_pipeline(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CCHET_"))}
-    env |= {"HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
-    out = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "gpu_pipeline.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = _run("gpu_pipeline.py", tmp_path)
     assert "SIMULATED tdx, tdx+gpu" in out.stderr
     for line in (
         "1. attested nodes:",

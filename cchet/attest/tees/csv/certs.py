@@ -81,12 +81,32 @@ def _le(value: bytes) -> int:
     return int.from_bytes(value, "little")
 
 
-def _distinguishing_id(uid_size: int, field: bytes) -> bytes:
-    return field[:uid_size]
+class _HygonKey:
+    """What both of Hygon's certificate formats say about their key: the fields their dataclasses declare."""
+
+    usage: int
+    x: bytes
+    y: bytes
+    uid_size: int
+    user_id: bytes
+
+    @property
+    def role(self) -> str:
+        """``HRK``, ``HSK``, ``CEK``, ``PEK``... (what the usage says), or ``usage 0x...``."""
+        return ROLES.get(self.usage, f"usage {self.usage:#x}")
+
+    @property
+    def distinguishing_id(self) -> bytes:
+        """The ID its signatures use (``HYGON-SSD-HRK``): the first ``uid_size`` bytes of the ID field."""
+        return self.user_id[: self.uid_size]
+
+    @property
+    def point(self) -> tuple[int, int]:
+        return _le(self.x), _le(self.y)
 
 
 @dataclass(frozen=True)
-class CaCertificate:
+class CaCertificate(_HygonKey):
     """A certificate in Hygon's CA format (the HRK or an HSK); byte fields as stored."""
 
     version: int
@@ -103,20 +123,6 @@ class CaCertificate:
     signature_r: bytes
     signature_s: bytes
     reserved2: bytes
-
-    @property
-    def role(self) -> str:
-        """``HRK``, ``HSK`` (what the usage says), or ``usage 0x...``."""
-        return ROLES.get(self.usage, f"usage {self.usage:#x}")
-
-    @property
-    def distinguishing_id(self) -> bytes:
-        """The ID its signatures use (``HYGON-SSD-HRK``): the first ``uid_size`` bytes of the ID field."""
-        return _distinguishing_id(self.uid_size, self.user_id)
-
-    @property
-    def point(self) -> tuple[int, int]:
-        return _le(self.x), _le(self.y)
 
     @property
     def signature(self) -> tuple[int, int]:
@@ -166,7 +172,7 @@ class CsvSignatureSlot:
 
 
 @dataclass(frozen=True)
-class CsvCertificate:
+class CsvCertificate(_HygonKey):
     """A certificate in Hygon's CSV format (a CEK, PEK, OCA or PDH); byte fields as stored."""
 
     version: int
@@ -183,18 +189,6 @@ class CsvCertificate:
     sid: bytes
     reserved1: bytes
     slots: tuple[CsvSignatureSlot, CsvSignatureSlot]
-
-    @property
-    def role(self) -> str:
-        return ROLES.get(self.usage, f"usage {self.usage:#x}")
-
-    @property
-    def distinguishing_id(self) -> bytes:
-        return _distinguishing_id(self.uid_size, self.user_id)
-
-    @property
-    def point(self) -> tuple[int, int]:
-        return _le(self.x), _le(self.y)
 
     @property
     def firmware(self) -> tuple[int, int]:
